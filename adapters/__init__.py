@@ -1,0 +1,1 @@
+"""Built-in students. Installed as ``froster.adapters``; importing it registers every student."""

@@ -1,0 +1,179 @@
+"""Build open_clip models and load CLIP weights from the files users already have.
+
+Three sources of weights are understood:
+
+* open_clip pretrained tags (``pretrained="openai"``, ``"laion2b_s34b_b88k"``, ...): downloaded by
+  open_clip where a network exists;
+* OpenAI's TorchScript archives (``ViT-B-16.pt``): open_clip's default ``weights_only=True`` load
+  refuses them, so they are opened with ``torch.jit.load`` and only their state dict is kept;
+* plain state dicts (``.pt``/``.pth``/``.bin``, optionally nested under ``state_dict`` or
+  ``model``, optionally with a ``module.`` prefix) and ``.safetensors`` files.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+import torch.nn as nn
+
+PathLike = Union[str, os.PathLike]
+
+# Entries of OpenAI's archives that are hyper-parameters, not weights.
+_OPENAI_NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
+_NESTING_KEYS = ("state_dict", "model", "module")
+
+
+def is_weights_file(pretrained: Optional[PathLike]) -> bool:
+    """Whether ``pretrained`` names a local file rather than an open_clip tag."""
+    return pretrained is not None and os.path.isfile(os.fspath(pretrained))
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    # A TorchScript archive is a zip file holding a `constants.pkl` beside `data.pkl`; a plain
+    # `torch.save` zip has no `constants.pkl`.
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") for name in archive.namelist())
+
+
+def read_state_dict(path: PathLike, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Read a state dict from a weights file in any of the supported layouts.
+
+    Args:
+        path: A ``.safetensors`` file, an OpenAI TorchScript archive or a ``torch.save`` file.
+        prefix: When given, only keys under this prefix are kept, with the prefix removed
+            (e.g. ``"model."`` for checkpoints that wrap the CLIP model).
+
+    Returns:
+        A flat ``{name: tensor}`` dict on the CPU.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    elif _is_torchscript_archive(path):
+        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = _unnest(state, path)
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    for key in _OPENAI_NON_WEIGHT_KEYS:
+        state.pop(key, None)
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise KeyError(f"no key of {str(path)!r} starts with the prefix {prefix!r}")
+    return state
+
+
+def _unnest(state: Any, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(state, Mapping) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        inner = next((state[k] for k in _NESTING_KEYS if k in state), None)
+        if inner is None:
+            raise ValueError(
+                f"{str(path)!r} holds no tensors at the top level nor under {_NESTING_KEYS}; "
+                f"top-level keys: {sorted(map(str, state))[:10]}"
+            )
+        state = inner
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{str(path)!r} does not contain a state dict (got {type(state).__name__})")
+    return dict(state)
+
+
+def describe_key_mismatch(missing: list[str], unexpected: list[str], shape_errors: list[str], limit: int = 8) -> str:
+    """A readable report of what differs between a checkpoint and a model."""
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shape_errors)):
+        if keys:
+            shown = ", ".join(keys[:limit]) + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+            parts.append(f"{len(keys)} {label}: {shown}")
+    return "; ".join(parts)
+
+
+def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True, source: str = "checkpoint"):
+    """``load_state_dict`` that names differing keys and shapes in its error.
+
+    Returns:
+        The ``(missing, unexpected)`` key lists (empty when ``strict``).
+    """
+    own = model.state_dict()
+    shape_errors = [
+        f"{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if shape_errors or (strict and (missing or unexpected)):
+        raise ValueError(
+            f"{source} does not match {type(model).__name__}: "
+            f"{describe_key_mismatch(missing, unexpected, shape_errors)}"
+        )
+    model.load_state_dict(state, strict=False)
+    return missing, unexpected
+
+
+def create_open_clip(
+    clip: Union[str, nn.Module],
+    pretrained: Optional[PathLike] = None,
+    *,
+    precision: str = "fp32",
+    device: Union[str, torch.device] = "cpu",
+    **model_overrides,
+) -> tuple[nn.Module, Any]:
+    """Build an open_clip model and its tokenizer.
+
+    Args:
+        clip: An open_clip model name (``"ViT-B-16"``) or a model the caller already built.
+        pretrained: An open_clip tag (downloads where a network exists) or a local weights file
+            in any layout understood by :func:`read_state_dict`. ``None`` keeps random weights.
+        precision: open_clip precision string (``"fp32"``, ``"bf16"``, ``"fp16"``, ...).
+        device: Where to put the model.
+        **model_overrides: open_clip config overrides (``embed_dim``, ``vision_cfg``,
+            ``text_cfg``), e.g. to build tiny models in tests.
+
+    Returns:
+        ``(model, tokenizer)``; the tokenizer is ``None`` when ``clip`` is a model instance whose
+        name is unknown.
+    """
+    import open_clip
+
+    if isinstance(clip, nn.Module):
+        if pretrained is not None:
+            load_state_dict_checked(clip, read_state_dict(pretrained), source=str(pretrained))
+        return clip, None
+    if not isinstance(clip, str):
+        raise TypeError(f"clip must be an open_clip model name or an nn.Module, got {type(clip).__name__}")
+    if clip not in open_clip.list_models():
+        raise ValueError(f"clip={clip!r} is not an open_clip model name; e.g. ViT-B-32, ViT-B-16, ViT-L-14")
+    from_file = is_weights_file(pretrained)
+    model = open_clip.create_model(
+        clip,
+        pretrained=None if from_file else pretrained,
+        precision=precision,
+        device=device,
+        **model_overrides,
+    )
+    if from_file:
+        state = read_state_dict(pretrained)
+        load_state_dict_checked(model, state, source=os.fspath(pretrained))
+    tokenizer = open_clip.get_tokenizer(clip, context_length=getattr(model, "context_length", None))
+    return model, tokenizer
+
+
+def clip_embed_dim(model: nn.Module) -> int:
+    """Output dimension of an open_clip model's joint embedding space."""
+    visual = getattr(model, "visual", None)
+    if visual is not None and getattr(visual, "output_dim", None):
+        return int(visual.output_dim)
+    projection = getattr(model, "text_projection", None)
+    if isinstance(projection, torch.Tensor):
+        return int(projection.shape[1])
+    raise ValueError(f"cannot tell the embedding dimension of {type(model).__name__}; pass it explicitly")

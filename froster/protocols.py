@@ -1,0 +1,80 @@
+"""What a student and a teacher must offer to be distilled by :class:`froster.ResidualDistiller`.
+
+These are structural protocols: a model that has the methods works, with no subclassing and no
+registration. Video tensors are (B, C, T, H, W) throughout the library.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+import torch
+
+Tokenizer = Callable[[Sequence[str]], torch.Tensor]
+
+
+@runtime_checkable
+class VideoStudent(Protocol):
+    """A trainable video-text model.
+
+    Attributes:
+        logit_scale: Learnable temperature in log space; logits are
+            ``exp(logit_scale) * cos(video, text)``.
+
+    Optional attributes the distiller uses when present:
+        tokenizer: ``list[str] -> (K, L)`` token tensor, needed when prompts are strings.
+        num_frames: Frame count the student was built for; other counts are refused early.
+        classify: ``classify(frame_features, text_features) -> (B, K)`` logits, for students whose
+            head is more than cosine similarity of the mean feature (e.g. X-CLIP's prompt
+            generator). It receives the raw outputs of ``encode_video`` and ``encode_text``.
+    """
+
+    logit_scale: torch.Tensor
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> per-frame features (B, T, D), or pooled features (B, D)."""
+        ...
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(K, L) tokens -> (K, D) class text features."""
+        ...
+
+
+@runtime_checkable
+class FrozenTeacher(Protocol):
+    """A frozen image-text model that supplies distillation targets.
+
+    Optional attribute: ``tokenizer`` (``list[str] -> (K, L)``), needed when prompts are strings.
+    """
+
+    def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> per-frame image features (B, T, D_t)."""
+        ...
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(K, L) tokens -> (K, D_t) text features."""
+        ...
+
+
+def check_student(student: object) -> None:
+    """Raise a ``TypeError`` naming what ``student`` lacks of :class:`VideoStudent`."""
+    _check_members(student, "student", ("encode_video", "encode_text"), ("logit_scale",))
+
+
+def check_teacher(teacher: object) -> None:
+    """Raise a ``TypeError`` naming what ``teacher`` lacks of :class:`FrozenTeacher`."""
+    _check_members(teacher, "teacher", ("encode_frames", "encode_text"), ())
+    if not isinstance(teacher, torch.nn.Module):
+        raise TypeError(
+            f"teacher must be a torch.nn.Module, got {type(teacher).__name__}; wrap a model with "
+            "encode_image/encode_text in froster.teachers.ModuleTeacher"
+        )
+
+
+def _check_members(obj: object, role: str, methods: tuple[str, ...], attributes: tuple[str, ...]) -> None:
+    missing = [m for m in methods if not callable(getattr(obj, m, None))]
+    missing += [a for a in attributes if not hasattr(obj, a)]
+    if missing:
+        raise TypeError(
+            f"{role} of type {type(obj).__name__} does not offer the {role} protocol: "
+            f"missing {', '.join(missing)} (see froster.protocols)"
+        )
