@@ -1,0 +1,206 @@
+"""Shared plumbing of the CLIP-based students: one open_clip CLIP, video checks, frame reshaping.
+
+:class:`ClipVideoStudent` adopts the modules, parameters and buffers of an open_clip ``CLIP`` (or
+``CustomTextCLIP``) as its own, so a student's ``state_dict`` keys are CLIP's keys and a CLIP
+checkpoint loads into it with a plain ``load_state_dict``. Students add their own modules beside
+them (their keys then come on top of CLIP's) and override :meth:`ClipVideoStudent.encode_video`.
+
+A student file typically reads::
+
+    @register_student("mine")
+    class MyStudent(ClipVideoStudent):
+        def __init__(self, clip="ViT-B-16", pretrained=None, num_frames=8, *, my_option=1, **clip_overrides):
+            super().__init__(clip, pretrained, num_frames, **clip_overrides)
+
+        def encode_video(self, video):
+            images = self.frames_to_images(video)            # (B*T, C, H, W)
+            tokens = self.embed_images(images)               # (B*T, N, W)
+            for block in self.vision_blocks:
+                tokens = block(tokens)
+            return self.images_to_frames(self.pool_tokens(tokens), video.shape[0])  # (B, T, D)
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from froster.clip_loading import PathLike, clip_embed_dim, create_open_clip
+
+__all__ = ["ClipVideoStudent", "check_video"]
+
+
+def check_video(video: torch.Tensor, num_frames: int, image_size: Optional[Sequence[int]] = None, name: str = "video") -> None:
+    """Raise a ``ValueError`` naming ``name``, the expected and the actual shape of a bad video.
+
+    Args:
+        video: Expected (B, 3, T, H, W) with ``T == num_frames``.
+        num_frames: Frame count the model was built for.
+        image_size: ``(H, W)`` the vision tower expects, or ``None`` to accept any size.
+        name: Argument name used in the messages.
+    """
+    if not isinstance(video, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, T, H, W), got {type(video).__name__}")
+    shape = tuple(video.shape)
+    if video.ndim != 5:
+        raise ValueError(f"{name} must have 5 dims (B, C, T, H, W), got {video.ndim} dims with shape {shape}")
+    if shape[1] != 3:
+        raise ValueError(f"{name} must have C=3 channels at dim 1 of (B, C, T, H, W), got C={shape[1]} (shape {shape})")
+    if shape[2] != num_frames:
+        raise ValueError(
+            f"{name} has T={shape[2]} frames at dim 2 of (B, C, T, H, W) but the student was built for "
+            f"num_frames={num_frames} (shape {shape})"
+        )
+    if image_size is not None and tuple(shape[3:]) != tuple(image_size):
+        raise ValueError(f"{name} frames are {shape[3]}x{shape[4]} but the vision tower expects {image_size[0]}x{image_size[1]} (shape {shape})")
+
+
+class ClipVideoStudent(nn.Module):
+    """Base of the students built on one open_clip CLIP.
+
+    Frames go through ``self.visual`` (CLIP's vision tower), prompts through CLIP's text tower.
+    The default :meth:`encode_video` encodes every frame independently (ViFi-CLIP's forward).
+
+    Args:
+        clip: An open_clip model name (``"ViT-B-16"``) or an open_clip CLIP instance.
+        pretrained: open_clip pretrained tag or a local CLIP weights file; ``None`` keeps the
+            random (or the instance's own) weights.
+        num_frames: Frame count of the videos the student will see.
+        tokenizer: Overrides the tokenizer; needed for a CLIP instance that does not use
+            open_clip's default BPE tokenizer.
+        **clip_overrides: ``create_open_clip`` keywords (``embed_dim``, ``vision_cfg``,
+            ``text_cfg``, ``precision``, ``device``, ...).
+
+    Attributes:
+        tokenizer: ``list[str] -> (K, L)`` tokens with the model's context length.
+        num_frames: Frame count the student was built for.
+        embed_dim: Dimension D of CLIP's joint embedding space.
+        logit_scale: CLIP's learnable temperature, log space.
+    """
+
+    def __init__(
+        self,
+        clip: Union[str, nn.Module] = "ViT-B-16",
+        pretrained: Optional[PathLike] = None,
+        num_frames: int = 8,
+        *,
+        tokenizer: Optional[Any] = None,
+        **clip_overrides,
+    ):
+        super().__init__()
+        if int(num_frames) < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        model, default_tokenizer = create_open_clip(clip, pretrained, **clip_overrides)
+        self._adopt(model)
+        self.tokenizer = tokenizer or default_tokenizer or _default_tokenizer(model)
+        self.num_frames = int(num_frames)
+        self.embed_dim = clip_embed_dim(model)
+
+    def _adopt(self, model: nn.Module) -> None:
+        # Registering CLIP's own children, parameters and buffers on the student (instead of
+        # holding the CLIP as a submodule) keeps the state-dict keys identical to CLIP's.
+        if not hasattr(model, "visual") or not hasattr(model, "logit_scale"):
+            raise TypeError(f"clip must be an open_clip CLIP with .visual and .logit_scale, got {type(model).__name__}")
+        for name, child in model.named_children():
+            self.add_module(name, child)
+        for name, param in model.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        for name, buffer in model.named_buffers(recurse=False):
+            self.register_buffer(name, buffer, persistent=name not in model._non_persistent_buffers_set)
+        # Plain attributes the text forward needs; the CLIP object itself is not kept.
+        self.context_length = getattr(model, "context_length", None)
+        self.text_pool_type = getattr(model, "text_pool_type", "argmax")
+        self.text_eos_id = getattr(model, "text_eos_id", None)
+
+    # ---- video plumbing -------------------------------------------------------------------
+
+    @property
+    def image_size(self) -> Optional[tuple[int, int]]:
+        """``(H, W)`` the vision tower expects, when it says."""
+        size = getattr(self.visual, "image_size", None)
+        return None if size is None else tuple(size)
+
+    def check_video(self, video: torch.Tensor) -> None:
+        """Validate a (B, 3, T, H, W) video against ``num_frames`` and the image size."""
+        check_video(video, self.num_frames, self.image_size)
+
+    def frames_to_images(self, video: torch.Tensor) -> torch.Tensor:
+        """Validate ``video`` and flatten its frames: (B, C, T, H, W) -> (B*T, C, H, W), frame-major per video."""
+        self.check_video(video)
+        b, c, t, h, w = video.shape
+        return video.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+
+    @staticmethod
+    def images_to_frames(features: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B*T, ...) -> (B, T, ...), the inverse of :meth:`frames_to_images` on the leading dim."""
+        return features.reshape(batch, features.shape[0] // batch, *features.shape[1:])
+
+    # ---- vision tower pieces, for students with their own block loop ----------------------
+
+    @property
+    def vision_blocks(self) -> nn.ModuleList:
+        """The residual attention blocks of CLIP's vision transformer (batch-first tokens)."""
+        return self.visual.transformer.resblocks
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch + class + position embeddings and ``ln_pre``: (N, C, H, W) -> tokens (N, 1 + HW/p^2, W)."""
+        # open_clip 3.3.0's own embedding step (pinned version), so students match CLIP exactly.
+        return self.visual._embeds(images)
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """CLIP's pooling, ``ln_post`` and projection: tokens (N, L, W) -> (N, D)."""
+        pooled, _ = self.visual._pool(tokens)
+        if self.visual.proj is not None:
+            pooled = pooled @ self.visual.proj
+        return pooled
+
+    # ---- the student contract -------------------------------------------------------------
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """CLIP's image encoder: (N, C, H, W) -> (N, D), not normalised."""
+        return self.visual(images)
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """Frames encoded independently: (B, C, T, H, W) -> (B, T, D), not normalised."""
+        images = self.frames_to_images(video)  # (B*T, C, H, W)
+        return self.images_to_frames(self.encode_images(images), video.shape[0])  # (B, T, D)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """CLIP's text encoder: (K, L) tokens -> (K, D), not normalised."""
+        if isinstance(getattr(self, "text", None), nn.Module):  # CustomTextCLIP keeps its tower whole
+            return self.text(tokens)
+        x = self.token_embedding(tokens).to(self.transformer.get_cast_dtype())  # (K, L, W)
+        x = x + self.positional_embedding.to(x.dtype)
+        x = self.transformer(x, attn_mask=self.attn_mask)
+        x = self.ln_final(x)
+        x = _text_pool(x, tokens, self.text_pool_type, self.text_eos_id)  # (K, W)
+        if isinstance(self.text_projection, nn.Linear):
+            return self.text_projection(x)
+        return x if self.text_projection is None else x @ self.text_projection  # (K, D)
+
+    def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K) of the default head: ``exp(logit_scale) * cos(mean_t frames, text)``."""
+        video_features = F.normalize(self.encode_video(video).mean(dim=1), dim=-1)  # (B, D)
+        text_features = F.normalize(self.encode_text(tokens), dim=-1)  # (K, D)
+        return self.logit_scale.exp() * video_features @ text_features.t()
+
+
+def _text_pool(x: torch.Tensor, tokens: torch.Tensor, pool_type: str, eos_id: Optional[int]) -> torch.Tensor:
+    # Same choices as open_clip's text_global_pool.
+    if pool_type == "argmax":  # OpenAI CLIP: the EOT token has the largest id
+        return x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    if pool_type == "eos":
+        return x[torch.arange(x.shape[0], device=x.device), (tokens == eos_id).int().argmax(dim=-1)]
+    if pool_type == "first":
+        return x[:, 0]
+    if pool_type == "last":
+        return x[:, -1]
+    return x
+
+
+def _default_tokenizer(model: nn.Module):
+    import open_clip
+
+    return open_clip.get_tokenizer("ViT-B-16", context_length=getattr(model, "context_length", None))
