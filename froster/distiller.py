@@ -1,0 +1,245 @@
+"""ResidualDistiller: FROSTER's residual feature distillation around any student and teacher.
+
+Huang et al., "FROSTER: Frozen CLIP Is A Strong Teacher for Open-Vocabulary Action Recognition",
+ICLR 2024. The loss of one step is::
+
+    L = CE(logits(student video, student text), labels)
+        + beta * (L_fd(video projector(student frames), teacher frames)
+                  + L_fd(text projector(student text), teacher text))
+
+with L_fd from :func:`froster.losses.residual_distill_loss`. The classification uses the student's
+features *before* the projectors, so the projectors learn only from distillation and are dropped
+at inference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Hashable, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from froster.config import DistillConfig
+from froster.losses import residual_distill_loss, video_text_logits
+from froster.projector import ResidualProjector
+from froster.protocols import check_student, check_teacher
+from froster.teachers.text_cache import TextFeatureCache, prompt_key
+from froster.validation import check_finite, check_labels, check_prompts, check_video
+
+Prompts = Union[torch.Tensor, Sequence[str]]
+
+
+@dataclass
+class DistillerOutput:
+    """What one forward pass of :class:`ResidualDistiller` returns.
+
+    Attributes:
+        loss: The weighted sum ``ce_loss + beta * (video_distill_loss + text_distill_loss)``.
+        logits: (B, K) class logits of the student.
+        losses: Every unweighted term, keys ending in ``_loss``; log them all.
+    """
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class ResidualDistiller(nn.Module):
+    """Wraps a trainable student and a frozen teacher and computes FROSTER's loss.
+
+    The teacher is held outside the module tree: it is not among ``parameters()`` (so neither
+    the optimiser nor DDP sees it), not in ``state_dict()`` (checkpoints hold student and
+    projectors; the teacher reloads from its source), never receives gradients and stays in eval
+    mode. ``.to()``/``.cuda()``/``.half()`` still move it along with the student.
+
+    Args:
+        student: Any module offering :class:`froster.protocols.VideoStudent`.
+        teacher: Any module offering :class:`froster.protocols.FrozenTeacher`.
+        config: Hyper-parameters; keyword arguments override its fields
+            (``ResidualDistiller(student, teacher, alpha=0.1, beta=2.0, kind="cosine")``).
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, config: Optional[DistillConfig] = None, **overrides):
+        super().__init__()
+        check_student(student)
+        check_teacher(teacher)
+        self.config = (config or DistillConfig()).replace(**overrides)
+        self.student = student
+        # Stored outside nn.Module's registries on purpose: see the class docstring.
+        self.__dict__["teacher"] = teacher
+        teacher.requires_grad_(False)
+        teacher.eval()
+
+        student_dim = _feature_dim(student, self.config.student_dim, "student", "student_dim")
+        teacher_dim = _feature_dim(teacher, self.config.teacher_dim, "teacher", "teacher_dim")
+        self.to_teacher: Optional[nn.Linear] = None
+        if student_dim != teacher_dim:
+            if not self.config.project_to_teacher:
+                raise ValueError(
+                    f"student feature dim {student_dim} != teacher feature dim {teacher_dim}; pass "
+                    "project_to_teacher=True to learn a linear map into the teacher's space"
+                )
+            self.to_teacher = nn.Linear(student_dim, teacher_dim, bias=False)
+            # Semi-orthogonal: the map starts norm-preserving (student dim <= teacher dim) or a
+            # projection onto orthonormal directions (student dim > teacher dim).
+            nn.init.orthogonal_(self.to_teacher.weight)
+
+        def projector() -> ResidualProjector:
+            return ResidualProjector(teacher_dim, self.config.hidden_dim, self.config.alpha, self.config.projector_bias)
+
+        self.video_projector = projector() if self.config.distill_video else None
+        self.text_projector = projector() if self.config.distill_text else None
+        self.teacher_text_cache = TextFeatureCache()
+        self._student_tokens: dict[Hashable, torch.Tensor] = {}
+
+    # -- module plumbing -------------------------------------------------------------------------
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        self.teacher._apply(fn)
+        # Cached features live on the old device / dtype.
+        self.teacher_text_cache.clear()
+        self._student_tokens.clear()
+        return self
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def forward(self, video: torch.Tensor, prompts: Prompts, labels: Optional[torch.Tensor] = None) -> DistillerOutput:
+        """One training step's losses.
+
+        Args:
+            video: (B, C, T, H, W) normalised frames, the same tensor for student and teacher.
+            prompts: K class prompts: a list of strings (each side tokenizes with its own
+                tokenizer) or a (K, L) token tensor shared by both sides.
+            labels: (B,) class indices; without them no cross-entropy term is computed.
+        """
+        num_classes = check_prompts(prompts)
+        check_video(video, "video", getattr(self.student, "num_frames", None))
+        if labels is not None:
+            check_labels(labels, video.shape[0], num_classes)
+        if self.teacher.training:
+            self.teacher.eval()
+
+        student_video = self.student.encode_video(video)  # (B, T, D) or (B, D)
+        student_text = self.student.encode_text(self._tokens_for_student(prompts))  # (K, D)
+        _check_student_outputs(student_video, student_text, video, num_classes)
+        features = {"student video features": student_video, "student text features": student_text}
+
+        losses: dict[str, torch.Tensor] = {}
+        logits = self._classify(student_video, student_text)
+        if labels is not None:
+            losses["ce_loss"] = F.cross_entropy(logits.float(), labels.long())
+        if self.video_projector is not None:
+            with torch.no_grad():
+                teacher_frames = self.teacher.encode_frames(video)  # (B, T, D_t)
+            features["teacher frame features"] = teacher_frames
+            student_rows, teacher_rows = self._video_rows(student_video, teacher_frames)
+            losses["video_distill_loss"] = self._distill(student_rows, teacher_rows, self.video_projector)
+        if self.text_projector is not None:
+            teacher_text = self._teacher_text(prompts)  # (K, D_t)
+            features["teacher text features"] = teacher_text
+            losses["text_distill_loss"] = self._distill(student_text, teacher_text, self.text_projector)
+        if self.config.check_finite:
+            check_finite(features)
+
+        distill = [v for k, v in losses.items() if k != "ce_loss"]
+        loss = losses.get("ce_loss", logits.new_zeros((), dtype=torch.float32))
+        if distill:
+            loss = loss + self.config.beta * torch.stack(distill).sum()
+        return DistillerOutput(loss=loss, logits=logits, losses=losses)
+
+    @torch.no_grad()
+    def predict(self, video: torch.Tensor, prompts: Prompts) -> torch.Tensor:
+        """(B, K) logits of the student alone: the teacher and projectors play no part."""
+        check_prompts(prompts)
+        check_video(video, "video", getattr(self.student, "num_frames", None))
+        student_video = self.student.encode_video(video)
+        student_text = self.student.encode_text(self._tokens_for_student(prompts))
+        return self._classify(student_video, student_text)
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def _classify(self, student_video: torch.Tensor, student_text: torch.Tensor) -> torch.Tensor:
+        classify = getattr(self.student, "classify", None)
+        if callable(classify):
+            return classify(student_video, student_text)
+        return video_text_logits(student_video, student_text, self.student.logit_scale)
+
+    def _video_rows(self, student_video: torch.Tensor, teacher_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows compared by the video distillation: B*T frames, or B time-averaged videos."""
+        if teacher_frames.dim() != 3 or teacher_frames.shape[0] != student_video.shape[0]:
+            raise ValueError(f"teacher.encode_frames must return (B, T, D_t), got {tuple(teacher_frames.shape)}")
+        if self.config.video_target == "pooled" or student_video.dim() == 2:
+            pooled = student_video.mean(dim=1) if student_video.dim() == 3 else student_video
+            return pooled, teacher_frames.mean(dim=1)  # (B, D), (B, D_t)
+        if student_video.shape[1] != teacher_frames.shape[1]:
+            raise ValueError(
+                f"per-frame distillation needs as many student frames as teacher frames: student gives "
+                f"{student_video.shape[1]}, teacher {teacher_frames.shape[1]}; use video_target='pooled'"
+            )
+        return student_video, teacher_frames  # (B, T, D), (B, T, D_t)
+
+    def _distill(self, student_feats: torch.Tensor, teacher_feats: torch.Tensor, projector: ResidualProjector) -> torch.Tensor:
+        return residual_distill_loss(
+            student_feats,
+            teacher_feats,
+            projector,
+            kind=self.config.kind,
+            impl=self.config.impl,
+            to_teacher=self.to_teacher,
+        )
+
+    def _tokens_for_student(self, prompts: Prompts) -> torch.Tensor:
+        if isinstance(prompts, torch.Tensor):
+            return prompts
+        key = prompt_key(prompts)
+        if key not in self._student_tokens:
+            tokenizer = getattr(self.student, "tokenizer", None)
+            if tokenizer is None:
+                raise TypeError("prompts are strings but the student has no tokenizer; pass a (K, L) token tensor")
+            device = self.student.logit_scale.device
+            self._student_tokens = {key: tokenizer(list(prompts)).to(device)}  # keep the latest set only
+        return self._student_tokens[key]
+
+    def _teacher_text(self, prompts: Prompts) -> torch.Tensor:
+        def compute() -> torch.Tensor:
+            tokens = prompts
+            if not isinstance(prompts, torch.Tensor):
+                tokenizer = getattr(self.teacher, "tokenizer", None)
+                if tokenizer is None:
+                    raise TypeError("prompts are strings but the teacher has no tokenizer; pass a (K, L) token tensor")
+                tokens = tokenizer(list(prompts))
+            tokens = tokens.to(_device_of(self.teacher))
+            with torch.no_grad():
+                return self.teacher.encode_text(tokens)
+
+        return self.teacher_text_cache.get(prompt_key(prompts), compute)
+
+    def extra_repr(self) -> str:
+        return f"teacher={type(self.teacher).__name__} (frozen, not in state_dict), config={self.config}"
+
+
+def _feature_dim(model: nn.Module, configured: Optional[int], role: str, field_name: str) -> int:
+    dim = configured if configured is not None else getattr(model, "embed_dim", None)
+    if dim is None:
+        raise ValueError(f"{role} of type {type(model).__name__} has no embed_dim attribute; pass {field_name}=<its feature dim>")
+    return int(dim)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _check_student_outputs(student_video: torch.Tensor, student_text: torch.Tensor, video: torch.Tensor, num_classes: int) -> None:
+    if student_video.dim() not in (2, 3) or student_video.shape[0] != video.shape[0]:
+        raise ValueError(
+            f"student.encode_video must return (B, T, D) or (B, D) with B={video.shape[0]}, got {tuple(student_video.shape)}"
+        )
+    if student_text.dim() != 2 or student_text.shape[0] != num_classes:
+        raise ValueError(f"student.encode_text must return ({num_classes}, D), got {tuple(student_text.shape)}")
+    if student_text.shape[-1] != student_video.shape[-1]:
+        raise ValueError(
+            f"student video features (D={student_video.shape[-1]}) and text features (D={student_text.shape[-1]}) must share D"
+        )
