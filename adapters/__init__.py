@@ -1,1 +1,3 @@
 """Built-in students. Installed as ``froster.adapters``; importing it registers every student."""
+from . import vclip  # noqa: F401
+from . import vificlip  # noqa: F401

@@ -180,12 +180,22 @@ class ClipVideoStudent(nn.Module):
             return self.text_projection(x)
         return x if self.text_projection is None else x @ self.text_projection  # (K, D)
 
-    def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits (B, K) of the default head: ``exp(logit_scale) * cos(mean_t frames, text)``."""
-        video_features = F.normalize(self.encode_video(video).mean(dim=1), dim=-1)  # (B, D)
-        text_features = F.normalize(self.encode_text(tokens), dim=-1)  # (K, D)
-        return self.logit_scale.exp() * video_features @ text_features.t()
+    def classify(self, frame_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        """Default head (ViFi-CLIP's): ``exp(logit_scale) * cos(mean_t frame_features, text_features)`` -> (B, K).
 
+        Students with another head override it; the distiller calls it on the raw outputs of
+        :meth:`encode_video` (B, T, D) and :meth:`encode_text` (K, D).
+        """
+        video = F.normalize(frame_features.mean(dim=1), dim=-1)  # (B, D)
+        text = F.normalize(text_features, dim=-1)  # (K, D)
+        return self.logit_scale.exp() * video @ text.t()
+
+    def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K) of :meth:`classify` for a video batch and tokenized prompts."""
+        return self.classify(self.encode_video(video), self.encode_text(tokens))
+
+    def extra_repr(self) -> str:
+        return f"num_frames={self.num_frames}, embed_dim={self.embed_dim}"
 
 def _text_pool(x: torch.Tensor, tokens: torch.Tensor, pool_type: str, eos_id: Optional[int]) -> torch.Tensor:
     # Same choices as open_clip's text_global_pool.
