@@ -109,10 +109,27 @@ class ClipVideoStudent(nn.Module):
             self.register_parameter(name, param)
         for name, buffer in model.named_buffers(recurse=False):
             self.register_buffer(name, buffer, persistent=name not in model._non_persistent_buffers_set)
+        # CLIP's own state-dict keys, for the checkpoint loader's hooks below.
+        self._clip_state_keys = tuple(model.state_dict().keys())
         # Plain attributes the text forward needs; the CLIP object itself is not kept.
         self.context_length = getattr(model, "context_length", None)
         self.text_pool_type = getattr(model, "text_pool_type", "argmax")
         self.text_eos_id = getattr(model, "text_eos_id", None)
+
+    # ---- hooks of froster.adapters.checkpoints.load_student_checkpoint ----------------------
+
+    def clip_state_dict_key(self, clip_key: str) -> Optional[str]:
+        """The key of this student's state dict that holds CLIP's weight ``clip_key`` (``None``: none).
+
+        Identity here, since the student adopts CLIP's modules; a student that renames CLIP's
+        weights (e.g. by wrapping layers) overrides it.
+        """
+        return clip_key
+
+    def non_clip_state_keys(self) -> list[str]:
+        """State-dict keys of modules the student adds to CLIP; CLIP checkpoints cannot set them."""
+        from_clip = {self.clip_state_dict_key(k) for k in self._clip_state_keys}
+        return sorted(set(self.state_dict()) - from_clip)
 
     # ---- video plumbing -------------------------------------------------------------------
 
