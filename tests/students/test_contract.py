@@ -1,0 +1,135 @@
+"""The student contract, checked for every registered student with no per-student edit."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from froster.protocols import VideoStudent, check_student
+from froster.registry import build_student, list_students
+from froster.testing import synthetic_video, tiny_prompts
+
+from .conftest import NUM_FRAMES, build_tiny
+
+STUDENTS = list_students()
+B, K = 2, 5
+
+
+@pytest.fixture(params=STUDENTS)
+def name(request) -> str:
+    return request.param
+
+
+def _outputs(student, video, tokens):
+    return student.encode_video(video), student.encode_text(tokens)
+
+
+def test_builtin_students_registered():
+    assert {"vclip", "vificlip"} <= set(STUDENTS)
+
+
+def test_unknown_student_lists_known_names():
+    with pytest.raises(KeyError) as info:
+        build_student("no-such-student")
+    for known in STUDENTS:
+        assert known in str(info.value)
+
+
+def test_contract_attributes_and_shapes(name):
+    student = build_tiny(name)
+    check_student(student)
+    assert isinstance(student, VideoStudent)
+    assert student.num_frames == NUM_FRAMES
+    assert isinstance(student.logit_scale, torch.nn.Parameter) and student.logit_scale.numel() == 1
+    tokens = student.tokenizer(tiny_prompts(K))
+    assert tokens.ndim == 2 and tokens.shape[0] == K and not tokens.is_floating_point()
+
+    frames, text = _outputs(student, synthetic_video(B, NUM_FRAMES), tokens)
+    assert frames.shape == (B, NUM_FRAMES, student.embed_dim)
+    assert text.shape == (K, student.embed_dim)
+    assert torch.isfinite(frames).all() and torch.isfinite(text).all()
+    # Not normalised: the distiller normalises.
+    assert not torch.allclose(frames.norm(dim=-1), torch.ones(B, NUM_FRAMES))
+    if hasattr(student, "classify"):
+        logits = student.classify(frames, text)
+        assert logits.shape == (B, K) and torch.isfinite(logits).all()
+
+
+def test_gradients_reach_exactly_the_trainable_parameters(name):
+    student = build_tiny(name)
+    student.train()
+    frames, text = _outputs(student, synthetic_video(B, NUM_FRAMES), student.tokenizer(tiny_prompts(K)))
+    torch.manual_seed(1)
+    # Random weights so that no gradient cancels by symmetry.
+    loss = (frames * torch.randn_like(frames)).sum() + (text * torch.randn_like(text)).sum() + student.logit_scale.exp().sum()
+    loss.backward()
+    trainable = {n for n, p in student.named_parameters() if p.requires_grad}
+    with_grad = {n for n, p in student.named_parameters() if p.grad is not None}
+    assert trainable, "a student must have trainable parameters"
+    assert with_grad == trainable, f"no grad: {sorted(trainable - with_grad)[:5]}; grad on frozen: {sorted(with_grad - trainable)[:5]}"
+    assert all(torch.isfinite(p.grad).all() for n, p in student.named_parameters() if n in with_grad)
+
+    n_total = sum(p.numel() for p in student.parameters())
+    n_trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
+    assert 0 < n_trainable <= n_total
+    assert n_trainable == sum(p.numel() for n, p in student.named_parameters() if n in with_grad)
+
+
+def test_state_dict_round_trip_reproduces_outputs(name):
+    source, target = build_tiny(name, seed=0).eval(), build_tiny(name, seed=1).eval()
+    video, tokens = synthetic_video(B, NUM_FRAMES), source.tokenizer(tiny_prompts(K))
+    with torch.no_grad():
+        before = _outputs(target, video, tokens)
+        target.load_state_dict(source.state_dict())
+        expected, actual = _outputs(source, video, tokens), _outputs(target, video, tokens)
+    assert not torch.allclose(before[0], expected[0]), "seeds should give different students"
+    for e, a in zip(expected, actual):
+        torch.testing.assert_close(a, e)
+
+
+def test_eval_is_deterministic(name):
+    student = build_tiny(name).eval()
+    video, tokens = synthetic_video(B, NUM_FRAMES), student.tokenizer(tiny_prompts(K))
+    with torch.no_grad():
+        first, second = _outputs(student, video, tokens), _outputs(student, video, tokens)
+    for x, y in zip(first, second):
+        assert torch.equal(x, y)
+
+
+def test_videos_of_a_batch_do_not_interact(name):
+    student = build_tiny(name).eval()
+    video = synthetic_video(3, NUM_FRAMES)
+    with torch.no_grad():
+        together = student.encode_video(video)
+        alone = torch.cat([student.encode_video(video[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_autocast_on_cpu_is_finite_and_close_to_fp32(name):
+    student = build_tiny(name).eval()
+    video, tokens = synthetic_video(B, NUM_FRAMES), student.tokenizer(tiny_prompts(K))
+    with torch.no_grad():
+        reference = _outputs(student, video, tokens)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = _outputs(student, video, tokens)
+    for ref, out in zip(reference, low):
+        assert out.shape == ref.shape and torch.isfinite(out).all()
+        # bf16 keeps ~3 significant digits: compare directions, one tolerance for all students.
+        assert F.cosine_similarity(out.float(), ref, dim=-1).min() > 0.99
+
+
+@pytest.mark.parametrize(
+    "shape, words",
+    [
+        ((B, 3, NUM_FRAMES + 1, 32, 32), ("video", f"num_frames={NUM_FRAMES}", f"T={NUM_FRAMES + 1}")),
+        ((B, 3, 32, 32), ("video", "5 dims", "4 dims")),
+        ((B, 1, NUM_FRAMES, 32, 32), ("video", "C=3", "C=1")),
+    ],
+    ids=["frames", "rank", "channels"],
+)
+def test_bad_video_raises_a_named_value_error(name, shape, words):
+    student = build_tiny(name)
+    with pytest.raises(ValueError) as info:
+        student.encode_video(torch.zeros(shape))
+    for word in words:
+        assert word in str(info.value)
