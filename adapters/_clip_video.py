@@ -131,6 +131,14 @@ class ClipVideoStudent(nn.Module):
         from_clip = {self.clip_state_dict_key(k) for k in self._clip_state_keys}
         return sorted(set(self.state_dict()) - from_clip)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the blocks of both towers in the backward pass instead of storing activations."""
+        self.visual.set_grad_checkpointing(enable)
+        if isinstance(getattr(self, "text", None), nn.Module):
+            self.text.set_grad_checkpointing(enable)
+        else:
+            self.transformer.grad_checkpointing = enable
+
     # ---- video plumbing -------------------------------------------------------------------
 
     @property
