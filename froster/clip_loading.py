@@ -104,6 +104,10 @@ def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
         The ``(missing, unexpected)`` key lists (empty when ``strict``).
     """
     own = model.state_dict()
+    # TorchScript archives also carry non-persistent buffers (e.g. CLIP's `attn_mask`); the model
+    # rebuilds those itself, so they are neither unexpected nor loaded.
+    non_persistent = {name for name, _ in model.named_buffers()} - set(own)
+    state = {k: v for k, v in state.items() if k not in non_persistent}
     shape_errors = [
         f"{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}"
         for k, v in state.items()

@@ -50,10 +50,10 @@ def residual_distill_loss(
             "must have the same leading (row) shape"
         )
     weight_dtype = projector.fc1.weight.dtype
-    z = F.normalize(student_feats.float(), dim=-1).flatten(0, -2)  # (N, D_s)
+    z = F.normalize(_at_least_fp32(student_feats), dim=-1).flatten(0, -2)  # (N, D_s)
     if to_teacher is not None:
         z = to_teacher(z.to(to_teacher.weight.dtype))  # (N, D_t)
-    t = F.normalize(teacher_feats.detach().float(), dim=-1).flatten(0, -2)  # (N, D_t)
+    t = F.normalize(_at_least_fp32(teacher_feats.detach()), dim=-1).flatten(0, -2)  # (N, D_t)
     if z.shape[-1] != projector.dim or t.shape[-1] != projector.dim:
         raise ValueError(
             f"feature dims must equal the projector's dim {projector.dim}: student gives {z.shape[-1]}, "
@@ -70,6 +70,11 @@ def residual_distill_loss(
         kind=kind,
         impl=impl,
     )
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    # Normalising half-precision features loses digits; fp64 features stay fp64.
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def video_text_logits(video_feats: torch.Tensor, text_feats: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:

@@ -55,12 +55,14 @@ def residual_projection(
 
 
 def distill_loss_from_projected(z_proj: torch.Tensor, t: torch.Tensor, kind: LossKind) -> torch.Tensor:
-    """Row-averaged distance between projected student rows and teacher rows, in fp32.
+    """Row-averaged distance between projected student rows and teacher rows, in fp32 or wider.
 
     ``cosine``: ``mean(1 - <z', t> / (max(|z'|, eps) * max(|t|, eps)))``;
     ``l2``: ``mean(||z' - t||_2)``.
     """
-    z_proj, t = z_proj.float(), t.float()
+    # Half-precision inputs are reduced in fp32; fp64 inputs (references, gradchecks) stay fp64.
+    accumulate = torch.promote_types(z_proj.dtype, torch.float32)
+    z_proj, t = z_proj.to(accumulate), t.to(accumulate)
     if kind == "cosine":
         return (1.0 - F.cosine_similarity(z_proj, t, dim=-1, eps=COSINE_EPS)).mean()
     return torch.linalg.vector_norm(z_proj - t, dim=-1).mean()

@@ -26,3 +26,21 @@ class ToyVideoStudent(nn.Module):
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.token_embedding(tokens)  # (K, D)
+
+
+class ToyImageTextModel(nn.Module):
+    """A stand-in for a CLIP-like model of another family: encode_image / encode_text only."""
+
+    def __init__(self, embed_dim: int = 32, vocab_size: int = 49408):
+        super().__init__()
+        self.image_proj = nn.Linear(3 * 4, embed_dim)
+        self.token_embedding = nn.EmbeddingBag(vocab_size, embed_dim, mode="mean")
+        self.text_calls = 0
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.adaptive_avg_pool2d(images, 2)  # (N, C, 2, 2)
+        return self.image_proj(pooled.flatten(1))  # (N, D)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.text_calls += 1
+        return self.token_embedding(tokens)  # (K, D)
