@@ -14,7 +14,7 @@ at inference.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -91,7 +91,8 @@ class ResidualDistiller(nn.Module):
         self.video_projector = projector() if self.config.distill_video else None
         self.text_projector = projector() if self.config.distill_text else None
         self.teacher_text_cache = TextFeatureCache()
-        self._student_tokens: dict[Hashable, torch.Tensor] = {}
+        # Tokenizing K prompts costs milliseconds on the host every step; the prompt sets repeat.
+        self._student_tokens = TextFeatureCache()
 
     # -- module plumbing -------------------------------------------------------------------------
 
@@ -193,14 +194,11 @@ class ResidualDistiller(nn.Module):
     def _tokens_for_student(self, prompts: Prompts) -> torch.Tensor:
         if isinstance(prompts, torch.Tensor):
             return prompts
-        key = prompt_key(prompts)
-        if key not in self._student_tokens:
-            tokenizer = getattr(self.student, "tokenizer", None)
-            if tokenizer is None:
-                raise TypeError("prompts are strings but the student has no tokenizer; pass a (K, L) token tensor")
-            device = self.student.logit_scale.device
-            self._student_tokens = {key: tokenizer(list(prompts)).to(device)}  # keep the latest set only
-        return self._student_tokens[key]
+        tokenizer = getattr(self.student, "tokenizer", None)
+        if tokenizer is None:
+            raise TypeError("prompts are strings but the student has no tokenizer; pass a (K, L) token tensor")
+        device = self.student.logit_scale.device
+        return self._student_tokens.get(prompt_key(prompts), lambda: tokenizer(list(prompts)).to(device))
 
     def _teacher_text(self, prompts: Prompts) -> torch.Tensor:
         def compute() -> torch.Tensor:

@@ -21,7 +21,7 @@ def prompt_key(prompts: Union[torch.Tensor, Sequence[str]]) -> Hashable:
 
 
 class TextFeatureCache:
-    """A small LRU of ``prompt set -> (K, D)`` features.
+    """A small LRU of ``prompt set -> tensor`` (teacher features, or tokens).
 
     Args:
         max_entries: Prompt sets kept; training with one random template per step over 29
