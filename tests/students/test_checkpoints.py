@@ -1,0 +1,239 @@
+"""Checkpoint layouts, written from tiny CLIPs, load into students and reproduce their outputs."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+
+from froster.adapters._clip_video import ClipVideoStudent
+from froster.adapters.checkpoints import detect_layout, load_student_checkpoint, read_checkpoint
+from froster.adapters.vclip import VCLIP
+from froster.adapters.vificlip import ViFiCLIP
+from froster.clip_loading import create_open_clip
+from froster.registry import list_students
+from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_clip_overrides, tiny_prompts
+
+from .conftest import build_tiny
+
+T = 2
+
+
+def _tiny_clip(seed: int, **overrides) -> nn.Module:
+    torch.manual_seed(seed)
+    return create_open_clip(TINY_CLIP_NAME, **tiny_clip_overrides(**overrides))[0].eval()
+
+
+def _outputs(student: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    student.eval()
+    with torch.no_grad():
+        return student.encode_video(synthetic_video(2, T)), student.encode_text(student.tokenizer(tiny_prompts()))
+
+
+def _assert_same_outputs(student: nn.Module, reference: nn.Module) -> None:
+    for actual, expected in zip(_outputs(student), _outputs(reference)):
+        torch.testing.assert_close(actual, expected)
+
+
+class _OpenAIArchive(nn.Module):
+    """A traceable module whose state dict is CLIP's, plus the hyper-parameter entries of OpenAI's archives."""
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        for name, child in clip.named_children():
+            self.add_module(name, child)
+        for name, param in clip.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        self.register_buffer("input_resolution", torch.tensor(32))
+        self.register_buffer("context_length", torch.tensor(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # What is traced does not matter: a traced module keeps every submodule's weights.
+        return x * self.logit_scale.exp()
+
+
+@pytest.mark.parametrize("student_cls", [VCLIP, ViFiCLIP])
+@pytest.mark.parametrize("file_format", ["torch", "nested-ddp", "safetensors", "torchscript"])
+def test_clip_layouts_load_and_reproduce(tmp_path, student_cls, file_format):
+    source = _tiny_clip(seed=1)
+    state = source.state_dict()
+    path = tmp_path / ("clip.safetensors" if file_format == "safetensors" else "clip.pt")
+    if file_format == "torch":
+        torch.save(state, path)
+    elif file_format == "nested-ddp":
+        torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, path)
+    elif file_format == "safetensors":
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; OpenAI's archives still exist
+            traced = torch.jit.trace(_OpenAIArchive(_tiny_clip(seed=1)), torch.zeros(2))
+            torch.jit.save(traced, str(path))
+
+    student = student_cls(_tiny_clip(seed=2), num_frames=T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        report = load_student_checkpoint(student, path)
+    assert report.layout == "clip" and not report.missing and not report.unexpected
+    _assert_same_outputs(student, student_cls(source, num_frames=T))
+
+
+def _froster_state(student_clip: nn.Module, teacher_clip: nn.Module, dim: int) -> dict[str, torch.Tensor]:
+    state = {f"model.{k}": v for k, v in student_clip.state_dict().items()}
+    state.update({f"raw_model.{k}": v for k, v in teacher_clip.state_dict().items()})
+    for side in ("v", "t"):
+        state[f"projector_{side}.0.weight"] = torch.randn(dim, dim)
+        state[f"projector_{side}.2.weight"] = torch.randn(dim, dim)
+    return state
+
+
+def test_froster_checkpoint_loads_student_and_returns_projectors(tmp_path):
+    from froster import ResidualDistiller
+    from froster.teachers import OpenCLIPTeacher
+
+    source = _tiny_clip(seed=1)
+    state = _froster_state(source, _tiny_clip(seed=5), dim=32)
+    path = tmp_path / "froster.pyth"
+    torch.save({"epoch": 22, "model_state": state, "optimizer_state": {}, "cfg": "MODEL:\n  ARCH: vitb16\n"}, path)
+
+    student = VCLIP(_tiny_clip(seed=2), num_frames=T)
+    report = load_student_checkpoint(student, path)
+    assert report.layout == "froster"
+    assert report.ignored and all(k.startswith("raw_model.") for k in report.ignored)
+    _assert_same_outputs(student, VCLIP(source, num_frames=T))
+
+    teacher = OpenCLIPTeacher.from_pretrained(TINY_CLIP_NAME, pretrained=None, **tiny_clip_overrides())
+    distiller = ResidualDistiller(student, teacher, alpha=0.1, beta=2.0, kind="cosine")
+    distiller.load_state_dict(report.projector_state, strict=False)
+    torch.testing.assert_close(distiller.video_projector.fc1.weight, state["projector_v.0.weight"])
+    torch.testing.assert_close(distiller.text_projector.fc2.weight, state["projector_t.2.weight"])
+
+
+def test_open_vclip_checkpoint_without_projectors(tmp_path):
+    source = _tiny_clip(seed=1)
+    torch.save({f"model.{k}": v for k, v in source.state_dict().items()}, tmp_path / "openvclip.pth")
+    student = VCLIP(_tiny_clip(seed=2), num_frames=T)
+    report = load_student_checkpoint(student, tmp_path / "openvclip.pth")
+    assert report.layout == "froster" and report.projector_state == {}
+    _assert_same_outputs(student, VCLIP(source, num_frames=T))
+
+
+class _Config:
+    """Stands in for the config object ViFi-CLIP pickles into its checkpoints."""
+
+
+def _vificlip_state(tuned: nn.Module, with_ctx: bool = False) -> dict[str, torch.Tensor]:
+    state = {}
+    for key, value in tuned.state_dict().items():
+        if key.startswith("visual."):
+            state["model.image_encoder." + key[len("visual."):]] = value
+        elif key == "logit_scale":
+            state["model.logit_scale"] = value
+        elif key != "token_embedding.weight":  # ViFi-CLIP keeps no token embedding
+            state["model.text_encoder." + key] = value
+    state["model.prompt_learner.token_prefix"] = torch.randn(5, 1, 64)
+    state["model.prompt_learner.token_suffix"] = torch.randn(5, 15, 64)
+    if with_ctx:
+        state["model.prompt_learner.ctx"] = torch.randn(4, 64)
+    return state
+
+
+def test_vificlip_checkpoint_converts_to_clip_keys(tmp_path):
+    base = _tiny_clip(seed=1)
+    tuned = _tiny_clip(seed=3)
+    tuned.token_embedding.weight.data.copy_(base.token_embedding.weight)  # frozen in ViFi-CLIP
+    path = tmp_path / "vificlip.pth"
+    torch.save({"model": _vificlip_state(tuned), "epoch": 10, "config": _Config()}, path)
+
+    student = ViFiCLIP(_tiny_clip(seed=1), num_frames=T)
+    with pytest.raises(ValueError, match="weights_only"):
+        load_student_checkpoint(student, path)
+    report = load_student_checkpoint(student, path, weights_only=False)
+    assert report.layout == "vificlip" and report.kept == ["token_embedding.weight"]
+    assert sorted(report.ignored) == ["model.prompt_learner.token_prefix", "model.prompt_learner.token_suffix"]
+    _assert_same_outputs(student, ViFiCLIP(tuned, num_frames=T))
+
+
+def test_vificlip_learned_prompts_are_unexpected(tmp_path):
+    torch.save(_vificlip_state(_tiny_clip(seed=3), with_ctx=True), tmp_path / "vl.pth")
+    student = ViFiCLIP(_tiny_clip(seed=1), num_frames=T)
+    with pytest.raises(ValueError, match="prompt_learner.ctx"):
+        load_student_checkpoint(student, tmp_path / "vl.pth")
+    report = load_student_checkpoint(student, tmp_path / "vl.pth", strict=False)
+    assert report.unexpected == ["model.prompt_learner.ctx"]
+
+
+def test_wrong_architecture_names_keys_and_shapes(tmp_path):
+    torch.save(_tiny_clip(seed=1, width=96).state_dict(), tmp_path / "wide.pt")
+    student = VCLIP(_tiny_clip(seed=2), num_frames=T)
+    before = student.visual.conv1.weight.clone()
+    with pytest.raises(ValueError, match=r"shape mismatch.*visual\.\S+ \(.*96"):
+        load_student_checkpoint(student, tmp_path / "wide.pt", strict=False)
+    assert torch.equal(student.visual.conv1.weight, before), "nothing may load when refused"
+
+    state = _tiny_clip(seed=1).state_dict()
+    del state["visual.proj"]
+    torch.save(state, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match=r"1 missing: visual\.proj"):
+        load_student_checkpoint(student, tmp_path / "partial.pt")
+    assert load_student_checkpoint(student, tmp_path / "partial.pt", strict=False).missing == ["visual.proj"]
+
+
+def test_layout_detection():
+    clip_keys = {k: torch.zeros(1) for k in ("visual.conv1.weight", "logit_scale")}
+    assert detect_layout(clip_keys) == "clip"
+    assert detect_layout({f"model.{k}": v for k, v in clip_keys.items()}) == "froster"
+    assert detect_layout({"model.image_encoder.conv1.weight": torch.zeros(1)}) == "vificlip"
+    assert detect_layout({"image_encoder.conv1.weight": torch.zeros(1)}) == "vificlip"
+    with pytest.raises(ValueError, match="layout"):
+        detect_layout({"backbone.weight": torch.zeros(1)})
+
+
+def test_read_checkpoint_rejects_files_without_a_state_dict(tmp_path):
+    torch.save({"epoch": 1, "notes": "none"}, tmp_path / "empty.pt")
+    with pytest.raises(ValueError, match="no state dict"):
+        read_checkpoint(tmp_path / "empty.pt")
+    with pytest.raises(FileNotFoundError):
+        read_checkpoint(tmp_path / "absent.pt")
+
+
+class _RenamingStudent(nn.Module):
+    """A student that stores CLIP under another name and adds a module: the loader's two hooks."""
+
+    def __init__(self, clip: nn.Module):
+        super().__init__()
+        self.inner = ViFiCLIP(clip, num_frames=T)
+        self.extra = nn.Linear(2, 2)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.inner.logit_scale
+
+    def clip_state_dict_key(self, clip_key: str):
+        return "inner." + clip_key
+
+    def non_clip_state_keys(self):
+        return ["extra.weight", "extra.bias"]
+
+
+def test_student_hooks_rename_keys_and_declare_new_modules(tmp_path):
+    source = _tiny_clip(seed=1)
+    torch.save(source.state_dict(), tmp_path / "clip.pt")
+    student = _RenamingStudent(_tiny_clip(seed=2))
+    report = load_student_checkpoint(student, tmp_path / "clip.pt")
+    assert not report.missing and not report.unexpected
+    _assert_same_outputs(student.inner, ViFiCLIP(source, num_frames=T))
+
+
+@pytest.mark.parametrize("name", list_students())
+def test_every_clip_based_student_loads_a_clip_checkpoint(tmp_path, name):
+    student = build_tiny(name, num_frames=T)
+    if not isinstance(student, ClipVideoStudent) and not hasattr(student, "clip_state_dict_key"):
+        pytest.skip(f"{name} is not built on an open_clip CLIP")
+    source = _tiny_clip(seed=7)
+    torch.save(source.state_dict(), tmp_path / "clip.pt")
+    report = load_student_checkpoint(student, tmp_path / "clip.pt")
+    assert not report.missing and not report.unexpected
+    torch.testing.assert_close(student.state_dict()[student.clip_state_dict_key("logit_scale")], source.logit_scale.detach())
