@@ -1,0 +1,42 @@
+"""Video data for FROSTER: split files, class names, frame sampling, decoding, transforms.
+
+Importing this package imports only torch; torchvision, PyAV and pytorchvideo are imported by the
+functions and classes that use them (install them with ``pip install froster-distill[video]``).
+"""
+from froster.data.annotations import MissingVideosError, SplitFileError, VideoRecord, read_split, write_split
+from froster.data.classes import class_texts, read_class_names, read_descriptions, write_class_names
+from froster.data.dataset import CorruptVideoWarning, VideoDataConfig, VideoDataset, collate_skip_none
+from froster.data.decoding import CorruptVideoError, read_frames
+from froster.data.sampler import EvalDistributedSampler
+from froster.data.sampling import FrameSampler, dense_indices, uniform_indices
+from froster.data.synthetic import SyntheticDataset, write_corrupt_video, write_synthetic_dataset
+from froster.data.transforms import CLIP_MEAN, CLIP_STD, TestTransform, TrainTransform
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "CorruptVideoError",
+    "CorruptVideoWarning",
+    "EvalDistributedSampler",
+    "FrameSampler",
+    "MissingVideosError",
+    "SplitFileError",
+    "SyntheticDataset",
+    "TestTransform",
+    "TrainTransform",
+    "VideoDataConfig",
+    "VideoDataset",
+    "VideoRecord",
+    "class_texts",
+    "collate_skip_none",
+    "dense_indices",
+    "read_class_names",
+    "read_descriptions",
+    "read_frames",
+    "read_split",
+    "uniform_indices",
+    "write_class_names",
+    "write_corrupt_video",
+    "write_split",
+    "write_synthetic_dataset",
+]
