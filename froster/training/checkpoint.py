@@ -1,0 +1,249 @@
+"""Checkpoints written atomically and read back with ``weights_only`` loading.
+
+A checkpoint is a directory ``<output_dir>/checkpoints/step_<N>/`` holding:
+
+* ``model.safetensors``: the distiller's state dict (student + projectors; never the teacher,
+  which reloads from its source), with the run config in the safetensors metadata;
+* ``optimizer.pt``: the AdamW state (plain tensors and numbers, loaded with ``weights_only=True``);
+* ``rng.pt``: the Python, NumPy, torch CPU and CUDA random states of every rank;
+* ``average.safetensors``: the running weight average, when averaging has started;
+* ``state.json``: step, epoch, position in the epoch, schedule and averaging counters;
+* ``config.json``: the run config (:class:`froster.training.configs.RunConfig`).
+
+Every file is written to a temporary file in its final directory, flushed, ``fsync``-ed and
+moved into place with ``os.replace``; the directory is assembled under a temporary name and
+renamed when complete, and only then does ``checkpoints/latest`` point to it. A crash at any
+moment therefore leaves the previous checkpoint and the pointer to it intact.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+import torch
+
+PathLike = Union[str, os.PathLike]
+LATEST = "latest"
+FORMAT_VERSION = 1
+
+
+# -- atomic files ------------------------------------------------------------------------------
+
+def _fsync(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a temporary file in the same directory (same file system, so the final
+    ``os.replace`` is atomic), which is fsync-ed before it replaces ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            _fsync(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not possible (nor needed) on some platforms.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def torch_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def save_weights(path: PathLike, state: Mapping[str, torch.Tensor], metadata: Optional[Mapping[str, str]] = None) -> Path:
+    """Write a state dict as safetensors, atomically; ``metadata`` values must be strings."""
+    from safetensors.torch import save
+
+    # Copies: safetensors refuses tensors that share storage, and CPU views would share it.
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+    return atomic_write_bytes(path, save(tensors, metadata=dict(metadata or {})))
+
+
+def load_weights(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(state dict, metadata)`` of a safetensors file."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(os.fspath(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    return load_file(os.fspath(path)), metadata
+
+
+# -- random states -----------------------------------------------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    """The Python, NumPy, torch CPU and CUDA random states of this process, as plain data."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
+
+
+# -- checkpoint directories --------------------------------------------------------------------
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:09d}"
+
+
+def save_checkpoint(
+    directory: PathLike,
+    step: int,
+    *,
+    model_state: Mapping[str, torch.Tensor],
+    optimizer_state: Mapping[str, Any],
+    rng_states: list[dict[str, Any]],
+    state: Mapping[str, Any],
+    config_json: str,
+    average_state: Optional[Mapping[str, torch.Tensor]] = None,
+    keep: int = 2,
+) -> Path:
+    """Write checkpoint ``step`` under ``directory`` and point ``directory/latest`` to it.
+
+    Args:
+        directory: The run's ``checkpoints`` folder.
+        step: Global step; names the checkpoint.
+        model_state: Distiller state dict (student + projectors).
+        optimizer_state: ``optimizer.state_dict()``.
+        rng_states: One :func:`rng_state` per rank, in rank order.
+        state: Counters for ``state.json`` (step, epoch, schedule, ...).
+        config_json: The run config as JSON.
+        average_state: Running weight average, if any.
+        keep: Checkpoints kept; older ones are deleted once the new one is in place.
+
+    Returns:
+        The checkpoint directory.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / checkpoint_name(step)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory))
+    try:
+        metadata = {"format": "pt", "froster_config": config_json, "step": str(step)}
+        save_weights(staging / "model.safetensors", model_state, metadata)
+        if average_state is not None:
+            save_weights(staging / "average.safetensors", average_state, metadata)
+        atomic_write_bytes(staging / "optimizer.pt", torch_bytes(dict(optimizer_state)))
+        atomic_write_bytes(staging / "rng.pt", torch_bytes(list(rng_states)))
+        body = dict(state, step=step, format_version=FORMAT_VERSION)
+        atomic_write_bytes(staging / "state.json", json.dumps(body, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(staging / "config.json", config_json.encode())
+        if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        _fsync_dir(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    atomic_write_bytes(directory / LATEST, final.name.encode())
+    _prune(directory, keep, final.name)
+    return final
+
+
+def _prune(directory: Path, keep: int, newest: str) -> None:
+    names = sorted(p.name for p in directory.glob("step_*") if p.is_dir())
+    for name in names[: max(len(names) - max(keep, 1), 0)]:
+        if name != newest:
+            shutil.rmtree(directory / name, ignore_errors=True)
+
+
+def latest_checkpoint(directory: PathLike) -> Optional[Path]:
+    """The checkpoint ``directory/latest`` points to, or ``None`` when there is none."""
+    pointer = Path(directory) / LATEST
+    if not pointer.is_file():
+        return None
+    path = Path(directory) / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def resolve_checkpoint(path: PathLike) -> Path:
+    """A checkpoint directory from itself, a run's output dir or its ``checkpoints`` folder."""
+    path = Path(path)
+    for candidate in (path, path / "checkpoints"):
+        if (candidate / "state.json").is_file():
+            return candidate
+        found = latest_checkpoint(candidate)
+        if found is not None:
+            return found
+    raise FileNotFoundError(f"no checkpoint at {path} (looked for state.json and checkpoints/latest)")
+
+
+def load_checkpoint(path: PathLike) -> dict[str, Any]:
+    """Read a checkpoint directory (see :func:`resolve_checkpoint`) without unpickling code.
+
+    Returns:
+        ``model``, ``optimizer``, ``rng`` (list per rank), ``state``, ``config_json``,
+        ``average`` (or None) and ``path``.
+    """
+    path = resolve_checkpoint(path)
+    model, _ = load_weights(path / "model.safetensors")
+    average = load_weights(path / "average.safetensors")[0] if (path / "average.safetensors").is_file() else None
+    return {
+        "path": path,
+        "model": model,
+        "average": average,
+        "optimizer": torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
+        "rng": torch.load(path / "rng.pt", map_location="cpu", weights_only=True),
+        "state": json.loads((path / "state.json").read_text()),
+        "config_json": (path / "config.json").read_text(),
+    }
+
+
+__all__ = [
+    "atomic_write_bytes",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "resolve_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "save_weights",
+    "set_rng_state",
+]

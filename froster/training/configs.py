@@ -1,0 +1,311 @@
+"""Small config dataclasses, one per component of a training run, saved with checkpoints as JSON.
+
+A run is described by :class:`RunConfig`, which only groups the component configs: the data,
+the student, the teacher, the distillation (:class:`froster.DistillConfig`), the optimiser, the
+schedule, the training loop, weight averaging/patching and evaluation. Each component reads only
+its own config. Recipes (``froster/recipes/*.json``) are these trees as JSON; command-line
+overrides address them with dotted keys, e.g. ``optim.lr=3.33e-6`` or ``student.name=vclip``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from froster.config import DistillConfig
+from froster.training.overrides import ConfigError, from_dict, to_dict
+
+
+@dataclass
+class SyntheticConfig:
+    """Synthetic labelled videos written by :mod:`froster.data.synthetic` (tests, smoke runs).
+
+    Attributes:
+        num_classes: K.
+        train_videos_per_class: Videos of each class in ``train.txt``.
+        test_videos_per_class: Videos of each class in ``test.txt`` (another seed).
+        frames: Frames per video.
+        size: Height and width in pixels.
+        seed: Seed of the pixels.
+    """
+
+    num_classes: int = 4
+    train_videos_per_class: int = 4
+    test_videos_per_class: int = 2
+    frames: int = 16
+    size: int = 32
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Training videos, frame sampling, augmentation and the loader.
+
+    Attributes:
+        root: Directory the split file's paths are relative to.
+        train_split: ``path label`` split file (relative to ``root`` unless absolute).
+        class_names: Class-name file of the training labels (relative to ``root``).
+        descriptions: Optional JSON of LLM-rephrased class descriptions (the paper's text).
+        shots_per_class: Keep this many videos of each class (base-to-novel: 16), chosen with
+            the run's seed; ``None`` keeps all.
+        num_frames: T, frames per clip (the student is built for it).
+        sampling: ``"dense"`` (``num_frames`` frames ``stride`` apart) or ``"uniform"`` (TSN).
+        stride: Frame stride of dense sampling.
+        image_size: Side of the square crop.
+        short_side: Inclusive range of the training short-side scale jitter.
+        num_test_clips: Temporal views at test time (the paper: 3).
+        backend: Decoder, ``"pytorchvideo"`` or ``"pyav"``.
+        batch_size: Videos per step *per process*.
+        num_workers: DataLoader worker processes per process.
+        synthetic: When set, synthetic videos are written under ``root`` (if missing) and used.
+    """
+
+    root: Optional[str] = None
+    train_split: Optional[str] = None
+    class_names: Optional[str] = None
+    descriptions: Optional[str] = None
+    shots_per_class: Optional[int] = None
+    num_frames: int = 8
+    sampling: Literal["dense", "uniform"] = "dense"
+    stride: int = 16
+    image_size: int = 224
+    short_side: tuple[int, int] = (224, 256)
+    num_test_clips: int = 3
+    backend: Literal["pytorchvideo", "pyav"] = "pyav"
+    batch_size: int = 8
+    num_workers: int = 4
+    synthetic: Optional[SyntheticConfig] = None
+
+
+@dataclass
+class StudentConfig:
+    """The trainable student, built with :func:`froster.build_student`.
+
+    Attributes:
+        name: A registered student (``froster.list_students()``).
+        clip: open_clip model name the student starts from.
+        pretrained: open_clip tag (``"openai"``, downloaded where a network exists), a local
+            weights file, or ``None`` for random weights.
+        options: Extra keyword arguments of the student's builder (e.g. ``clip_ends`` of vclip).
+        clip_overrides: open_clip config overrides (tiny models in tests).
+    """
+
+    name: str = "vclip"
+    clip: str = "ViT-B-16"
+    pretrained: Optional[str] = "openai"
+    options: dict[str, Any] = field(default_factory=dict)
+    clip_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen CLIP teacher (:meth:`froster.teachers.OpenCLIPTeacher.from_pretrained`).
+
+    Attributes:
+        clip: open_clip model name.
+        pretrained: open_clip tag, local weights file, or ``None`` (random; tests only).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``; the teacher only runs forward.
+        clip_overrides: open_clip config overrides.
+    """
+
+    clip: str = "ViT-B-16"
+    pretrained: Optional[str] = "openai"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    clip_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW.
+
+    Attributes:
+        lr: Peak learning rate (after warm-up).
+        weight_decay: Decoupled weight decay of matrices and embeddings.
+        decay_1d: Also decay 1-D parameters (biases, norms, ``logit_scale``); off in the paper.
+        betas: Adam's betas.
+        eps: Adam's epsilon.
+        grad_clip: Clip the global gradient norm to this value; ``None`` disables clipping.
+    """
+
+    lr: float = 3.33e-6
+    weight_decay: float = 0.01
+    decay_1d: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    grad_clip: Optional[float] = 1.0
+
+
+@dataclass
+class ScheduleConfig:
+    """Epochs and the per-step learning-rate schedule: linear warm-up, then cosine decay.
+
+    Attributes:
+        epochs: Training epochs.
+        warmup_epochs: Linear warm-up length in epochs (fractions allowed).
+        warmup_start_factor: Learning rate at step 0, as a fraction of ``optim.lr``.
+        final_factor: Learning rate at the last step, as a fraction of ``optim.lr``.
+    """
+
+    epochs: int = 22
+    warmup_epochs: float = 2.0
+    warmup_start_factor: float = 0.01
+    final_factor: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """The training loop.
+
+    Attributes:
+        output_dir: Where checkpoints, TensorBoard logs, averaged weights and metrics go.
+        seed: Seed of every random draw of the run (weights of random students included).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        precision: ``"bf16"`` autocast or ``"fp32"``; bf16 autocast is used on CUDA and, when
+            asked, on the CPU.
+        grad_checkpointing: Recompute activations in the backward pass to save memory; needs a
+            student with ``set_grad_checkpointing`` or open_clip-style ``grad_checkpointing`` flags.
+        log_every_steps: TensorBoard scalars every this many steps.
+        checkpoint_every_steps: Also checkpoint inside epochs; ``None``: at epoch ends only.
+        keep_checkpoints: Checkpoints kept on disk (the newest ones).
+        max_steps: Stop after this global step (the schedule still spans ``schedule.epochs``);
+            ``None`` trains to the end. A checkpoint is written where it stops.
+        eval_at_end: Evaluate on ``eval.sets`` after training.
+        progress: Show tqdm progress bars.
+    """
+
+    output_dir: str = "runs/froster"
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["bf16", "fp32"] = "bf16"
+    grad_checkpointing: bool = False
+    log_every_steps: int = 10
+    checkpoint_every_steps: Optional[int] = None
+    keep_checkpoints: int = 2
+    max_steps: Optional[int] = None
+    eval_at_end: bool = True
+    progress: bool = True
+
+
+@dataclass
+class AveragingConfig:
+    """Running mean of the student and projector weights at the end of chosen epochs.
+
+    Attributes:
+        enabled: Keep the average and write ``avg.safetensors``.
+        start_epoch: First epoch (1-based) whose end-of-epoch weights enter the mean.
+        end_epoch: Last such epoch; ``None``: the last epoch.
+    """
+
+    enabled: bool = False
+    start_epoch: int = 1
+    end_epoch: Optional[int] = None
+
+
+@dataclass
+class PatchingConfig:
+    """Open-VCLIP-style weight patching: interpolate the trained weights with the original CLIP's.
+
+    ``patched = (1 - ratio) * trained + ratio * original`` for every weight the student shares
+    with CLIP; weights the student adds are kept as trained.
+
+    Attributes:
+        ratio: Weight of the original CLIP; ``None`` disables patching.
+        source: Which trained weights are patched: ``"average"`` (when averaging) or ``"final"``.
+    """
+
+    ratio: Optional[float] = None
+    source: Literal["average", "final"] = "average"
+
+    def __post_init__(self) -> None:
+        if self.ratio is not None and not 0.0 <= self.ratio <= 1.0:
+            raise ValueError(f"patching.ratio must be in [0, 1], got {self.ratio}")
+
+
+@dataclass
+class EvalSetConfig:
+    """One evaluation dataset.
+
+    Attributes:
+        split: ``path label`` split file (relative to ``root``).
+        class_names: Class-name file (relative to ``root``); prompts are built from it.
+        root: Directory of the videos; ``None``: ``data.root``.
+        descriptions: Optional descriptions JSON used instead of the names.
+        base_classes: Optional file of base class names (one a line); base, novel and harmonic
+            mean accuracies are then reported (each side classified among its own classes).
+        group: Sets sharing a group are summarised by their mean and std (e.g. the three K600
+            160-class subsets, or the three base-to-novel splits).
+    """
+
+    split: str = "test.txt"
+    class_names: str = "classes.txt"
+    root: Optional[str] = None
+    descriptions: Optional[str] = None
+    base_classes: Optional[str] = None
+    group: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation.
+
+    Attributes:
+        sets: Evaluation datasets by name.
+        batch_size: Videos per forward pass per process.
+        num_workers: DataLoader worker processes.
+        view_average: Multi-view fusion: ``"probs"`` averages the softmax probabilities of the
+            clips (PySlowFast's test ensemble), ``"logits"`` averages the logits.
+        ensemble: Average the text features over all templates (else the first template only).
+    """
+
+    sets: dict[str, EvalSetConfig] = field(default_factory=dict)
+    batch_size: int = 8
+    num_workers: int = 4
+    view_average: Literal["probs", "logits"] = "probs"
+    ensemble: bool = True
+
+
+@dataclass
+class RunConfig:
+    """Every component config of a run, grouped; each component reads only its own."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    averaging: AveragingConfig = field(default_factory=AveragingConfig)
+    patching: PatchingConfig = field(default_factory=PatchingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        return from_dict(cls, values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+
+__all__ = [
+    "AveragingConfig",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "EvalSetConfig",
+    "OptimConfig",
+    "PatchingConfig",
+    "RunConfig",
+    "ScheduleConfig",
+    "StudentConfig",
+    "SyntheticConfig",
+    "TeacherConfig",
+    "TrainConfig",
+]
