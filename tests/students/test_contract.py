@@ -133,3 +133,40 @@ def test_bad_video_raises_a_named_value_error(name, shape, words):
         student.encode_video(torch.zeros(shape))
     for word in words:
         assert word in str(info.value)
+
+
+def test_trains_inside_the_distiller_with_the_teacher_untouched(name):
+    from froster import ResidualDistiller
+    from froster.teachers import OpenCLIPTeacher
+    from froster.testing import TINY_CLIP_NAME, tiny_clip_overrides
+
+    student = build_tiny(name)
+    torch.manual_seed(1)
+    teacher = OpenCLIPTeacher.from_pretrained(TINY_CLIP_NAME, pretrained=None, **tiny_clip_overrides())
+    teacher_before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student_before = {n: p.detach().clone() for n, p in student.named_parameters()}
+    distiller = ResidualDistiller(student, teacher, alpha=0.1, beta=2.0, kind="cosine")
+    distiller.train()
+    assert not {id(p) for p in teacher.parameters()} & {id(p) for p in distiller.parameters()}
+    optimizer = torch.optim.AdamW([p for p in distiller.parameters() if p.requires_grad], lr=1e-3)
+
+    video, prompts, labels = synthetic_video(B, NUM_FRAMES), tiny_prompts(K), torch.tensor([0, 3])
+    losses = []
+    for _ in range(4):
+        out = distiller(video, prompts, labels=labels)
+        assert out.logits.shape == (B, K)
+        assert {"ce_loss", "video_distill_loss", "text_distill_loss"} <= set(out.losses)
+        assert all(torch.isfinite(v) for v in out.losses.values()) and torch.isfinite(out.loss)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(out.loss.item())
+    assert losses[-1] < losses[0], losses
+
+    assert not teacher.training
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), f"teacher weight {key} changed"
+    for n, p in student.named_parameters():
+        moved = not torch.equal(p.detach(), student_before[n])
+        assert moved == p.requires_grad, f"{'frozen' if not p.requires_grad else 'trainable'} parameter {n} {'moved' if moved else 'did not move'}"
