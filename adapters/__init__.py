@@ -2,3 +2,4 @@
 from . import vclip  # noqa: F401
 from . import vificlip  # noqa: F401
 from . import lora  # noqa: F401
+from . import xclip  # noqa: F401
