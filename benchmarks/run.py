@@ -1,0 +1,201 @@
+"""Compare student backbones under FROSTER: size, FLOPs, step time, distillation overhead, memory.
+
+    python benchmarks/run.py --student xclip            # one student, tiny CLIP, CPU: seconds
+    python benchmarks/run.py --student all --out runs/  # every registered student, side by side
+    python benchmarks/run.py --student vclip --clip ViT-B-16 --frames 8 --batch 8 \\
+        --device cuda --dtype bf16 --profile
+
+Without ``--clip`` the run uses a tiny CLIP config embedded in the library (random weights,
+nothing downloaded). ``--clip`` measures real sizes, with random weights unless ``--pretrained``
+names an open_clip tag or a weights file. Writes results.json / .csv / .md / .png to ``--out``.
+See docs/benchmarks.md for what every figure means.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+# benchmarks/ is a folder of scripts, not a package: make the sibling modules importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from _harness import machine_info, markdown_table, python_command, write_results  # noqa: E402
+from students_bench import DTYPES, TEACHER_MODES, BenchSettings, TeacherPool, bench_student  # noqa: E402
+
+# (key, header, format) of the terminal and markdown table.
+COLUMNS = [
+    ("student", "student", ""),
+    ("params_total", "params (M)", lambda n: f"{n / 1e6:.2f}"),
+    ("params_trainable", "trainable (M)", lambda n: f"{n / 1e6:.2f}"),
+    ("student_gflops", "GFLOPs/clip", ".3g"),
+    ("teacher_gflops", "teacher GFLOPs/clip", ".3g"),
+    ("student_step_ms", "student step ms", ".1f"),
+    ("cached_step_ms", "distilled ms (cached)", ".1f"),
+    ("cached_overhead", "overhead (cached)", ".2f"),
+    ("reference_step_ms", "distilled ms (reference)", ".1f"),
+    ("reference_overhead", "overhead (reference)", ".2f"),
+    ("reference_vs_cached", "reference / cached", ".2f"),
+    ("student_peak_mb", "student peak MB", ".0f"),
+    ("cached_peak_mb", "distilled peak MB (cached)", ".0f"),
+    ("reference_peak_mb", "distilled peak MB (reference)", ".0f"),
+    ("infer_clips_per_s", "inference clips/s", ".3g"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--student", default="all", help="a registered student, a comma-separated list, or 'all' (default)")
+    parser.add_argument("--clip", default=None, help="open_clip model name, e.g. ViT-B-16 (default: embedded tiny config)")
+    parser.add_argument("--pretrained", default=None, help="open_clip pretrained tag or weights file (default: random weights)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per clip T (default 8)")
+    parser.add_argument("--batch", type=int, default=2, help="clips per training step B (default 2)")
+    parser.add_argument("--classes", type=int, default=None,
+                        help="class prompts K encoded per step (default: 400 as Kinetics-400 with --clip, 32 with the tiny config)")
+    parser.add_argument("--image-size", type=int, default=None, help="frame size (default: the CLIP config's)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES], help="student autocast dtype (auto: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--teacher-mode", default="both", choices=["both", *TEACHER_MODES],
+                        help="cached: this library's teacher; reference: the released code's; both (default): ratio from one run")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each measurement (default 3)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default 10)")
+    parser.add_argument("--out", default=None, help="output folder (default runs/bench-<timestamp>/)")
+    parser.add_argument("--profile", action="store_true", help="write a torch.profiler trace per student to <out>/profile/<student>/")
+    parser.add_argument("--profile-steps", type=int, default=2, help="steps per profiler trace (default 2)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _resolve_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        parser.error(f"--device: {name!r} is not a device; use cpu, cuda, cuda:N or auto")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device: {name!r} is not supported; use cpu, cuda, cuda:N or auto")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        parser.error(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def _resolve_dtype(parser: argparse.ArgumentParser, dtype: str, device: torch.device) -> str:
+    if dtype == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cuda" and dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        parser.error(f"--dtype bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16 or fp32")
+    if device.type == "cpu" and dtype == "fp16":
+        parser.error("--dtype fp16: float16 autocast is not supported for training on cpu; use bf16 or fp32")
+    if device.type == "cpu" and dtype == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        parser.error("--dtype bf16: this CPU has no native bfloat16 support; use fp32")
+    return dtype
+
+
+def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, BenchSettings, list[str]]:
+    """Parse and check every flag; a bad one exits with code 2 and a message naming it."""
+    import open_clip
+
+    from froster import list_students
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.classes is None:
+        args.classes = 400 if args.clip else 32
+    known = list_students()
+    names = known if args.student == "all" else [n.strip() for n in args.student.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        parser.error(f"--student: unknown student {', '.join(map(repr, unknown)) or repr(args.student)}; "
+                     f"known students: {', '.join(known)} (or 'all')")
+    for flag in ("frames", "batch", "classes", "steps", "profile_steps", "threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if args.warmup < 1:
+        # The first step creates optimiser state and gradients: it is never timed.
+        parser.error(f"--warmup must be >= 1, got {args.warmup}")
+    if args.clip is not None and args.clip not in open_clip.list_models():
+        parser.error(f"--clip: {args.clip!r} is not an open_clip model name; e.g. ViT-B-32, ViT-B-16, ViT-L-14")
+    if args.pretrained is not None:
+        if args.clip is None:
+            parser.error("--pretrained needs --clip: the embedded tiny config has no pretrained weights")
+        if not os.path.isfile(args.pretrained) and args.pretrained not in open_clip.list_pretrained_tags_by_model(args.clip):
+            parser.error(f"--pretrained: {args.pretrained!r} is neither a file nor an open_clip tag of {args.clip} "
+                         f"({', '.join(open_clip.list_pretrained_tags_by_model(args.clip)) or 'none'})")
+    if args.image_size is not None:
+        patch = open_clip.get_model_config(args.clip)["vision_cfg"]["patch_size"] if args.clip else 16
+        if args.image_size < patch or args.image_size % patch:
+            parser.error(f"--image-size {args.image_size} is not a positive multiple of the patch size {patch}")
+    device = _resolve_device(parser, args.device)
+    dtype = _resolve_dtype(parser, args.dtype, device)
+
+    out = Path(args.out or Path("runs") / f"bench-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    settings = BenchSettings(
+        clip=args.clip, pretrained=args.pretrained, frames=args.frames, batch=args.batch, classes=args.classes,
+        image_size=args.image_size, device=str(device), dtype=dtype,
+        teacher_modes=TEACHER_MODES if args.teacher_mode == "both" else (args.teacher_mode,),
+        warmup=args.warmup, steps=args.steps, profile_dir=str(out / "profile") if args.profile else None,
+        profile_steps=args.profile_steps,
+    )
+    args.out = out
+    return args, settings, names
+
+
+def _quiet_random_weights(record: logging.LogRecord) -> bool:
+    # The header already says when weights are random; open_clip would repeat it for every model.
+    return "No pretrained weights loaded" not in record.getMessage()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from tqdm import tqdm
+
+    from plot import plot_results
+
+    args, settings, names = parse_args(argv)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if _quiet_random_weights not in logging.getLogger().filters:
+        logging.getLogger().addFilter(_quiet_random_weights)
+    print(f"Model: {settings.describe_weights()}.", flush=True)
+    print(f"Device: {settings.device}, dtype {settings.dtype}; T={settings.frames} B={settings.batch} K={settings.classes}; "
+          f"students: {', '.join(names)}", flush=True)
+
+    teachers = TeacherPool(settings)
+    rows = []
+    # delay: runs of a few seconds print no bar at all.
+    with tqdm(total=settings.phases() * len(names), unit="step", delay=2.0, file=sys.stderr) as bar:
+        for name in names:
+            bar.set_description(name)
+            try:
+                rows.append(bench_student(name, settings, teachers, tick=bar.update))
+            except Exception as error:  # one broken student must not lose the others' figures
+                rows.append({"student": name, "error": f"{type(error).__name__}: {error}"})
+
+    meta = {"machine": machine_info(settings.device), "settings": settings.to_dict(), "command": python_command()}
+    paths = write_results(rows, args.out, meta, columns=COLUMNS, title="FROSTER student benchmark")
+    table = markdown_table(rows, COLUMNS)
+    png = plot_results(paths["json"], args.out / "results.png")
+
+    print("\n" + table)
+    print(f"\nMachine: {meta['machine']['device_name']}; torch {torch.__version__}. Step times are medians of "
+          f"{settings.steps} steps, timed interleaved after {settings.warmup} warm-up steps each.")
+    for row in rows:
+        for key in (k for k in row if k.endswith("error")):
+            print(f"{row['student']}: {key}: {row[key]}", file=sys.stderr)
+    print(f"Results: {paths['json']}, {paths['csv']}, {paths['md']}, {png}")
+    if settings.profile_dir:
+        print(f"Profiles: tensorboard --logdir {settings.profile_dir}  (needs torch-tb-profiler; PYTORCH_PROFILER tab)")
+    return 1 if any(k.endswith("error") for r in rows for k in r) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
