@@ -69,14 +69,17 @@ def pick_codec(preference: Sequence[str] = CODEC_PREFERENCE) -> str:
     raise RuntimeError(f"none of the video encoders {preference} works in this PyAV build")
 
 
-def write_video(path: PathLike, frames: np.ndarray, fps: int = 8, codec: Optional[str] = None) -> Path:
-    """Encode RGB frames as an MP4 video.
+def write_video(
+    path: PathLike, frames: np.ndarray, fps: int = 8, codec: Optional[str] = None, container_format: str = "mp4"
+) -> Path:
+    """Encode RGB frames as a video file.
 
     Args:
         path: The file to write.
         frames: uint8 ``(T, H, W, 3)`` RGB frames; H and W must be even (4:2:0 chroma).
         fps: Frame rate.
         codec: Encoder name; :func:`pick_codec` chooses when None.
+        container_format: FFmpeg muxer name: ``"mp4"``, ``"matroska"``, ``"avi"``, ...
 
     Returns:
         The path written.
@@ -92,7 +95,7 @@ def write_video(path: PathLike, frames: np.ndarray, fps: int = 8, codec: Optiona
     codec = codec or pick_codec()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(os.fspath(path), "w", format="mp4") as container:
+    with av.open(os.fspath(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, _pix_fmt(codec)
         if codec == "libx264":

@@ -47,6 +47,20 @@ def test_round_trip_shape_count_rate_and_pixels(written, backend):
     assert torch.equal(nearest, torch.arange(FRAMES))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_container_without_a_frame_count(tmp_path, backend):
+    """Matroska headers carry no frame count or stream duration: the decoders must count."""
+    frames = make_clip(0, 3, 12, 16, np.random.default_rng(0))
+    path = write_video(tmp_path / "clip.mkv", frames, fps=8, container_format="matroska")
+    decoded = read_frames(path, lambda n, fps: torch.tensor([n - 1, 0]), backend=backend)
+    reference = read_frames(path, _all_frames, backend=backend)
+    assert reference.shape == (12, 3, 16, 16)
+    assert torch.equal(decoded[0], reference[-1]) and torch.equal(decoded[1], reference[0])
+    # Indices outside the video are the caller's bug, not a corrupt file to skip.
+    with pytest.raises(ValueError, match="must lie in"):
+        read_frames(path, lambda n, fps: torch.tensor([0, n]), backend=backend)
+
+
 def test_backends_return_identical_frames_for_any_index_shape(written):
     path, _ = written
 
