@@ -29,6 +29,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 try:
     import triton
@@ -101,6 +102,7 @@ class ResidualDistillFunction(torch.autograd.Function):
         return loss_rows.mean()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_output):
         z, w1, w2, b1, a, g = ctx.saved_tensors
         alpha = ctx.alpha

@@ -249,6 +249,18 @@ class TestOnGPU:
         assert os.environ.get("TRITON_INTERPRET", "0") != "1"
         check_against_reference(make_inputs(4096, 512, 512), torch.bfloat16, kind=kind)
 
+    def test_bf16_error_close_to_eager(self):
+        """The fused op in bf16 is at most twice as far from fp64 as eager torch in bf16."""
+        rounded = {k: v.to(torch.bfloat16).double() for k, v in make_inputs(4096, 512, 512).items()}
+
+        def worst_error(fn):
+            loss, grads = run(fn, rounded, torch.bfloat16, alpha=0.1, kind="cosine")
+            ref_loss, ref_grads = run(residual_distill_loss_torch, rounded, torch.float64, alpha=0.1, kind="cosine")
+            pairs = [(loss, ref_loss)] + [(grads[k], ref_grads[k]) for k in grads]
+            return max(((a.double() - b).abs().max() / b.abs().max()).item() for a, b in pairs)
+
+        assert worst_error(triton_loss) <= 2 * worst_error(residual_distill_loss_torch)
+
     def test_auto_picks_triton_on_cuda(self, monkeypatch):
         called = []
         real = trd.residual_distill_loss_triton
