@@ -42,7 +42,8 @@ COLUMNS = [
     ("eager_ms", "eager ms", ".3f"), ("compile_ms", "compile ms", ".3f"), ("triton_ms", "triton ms", ".3f"),
     ("eager_over_triton", "eager/triton", ".2f"), ("compile_over_triton", "compile/triton", ".2f"),
     ("eager_over_compile", "eager/compile", ".2f"),
-    ("eager_peak_mb", "eager MB", ".1f"), ("compile_peak_mb", "compile MB", ".1f"), ("triton_peak_mb", "triton MB", ".1f"),
+    ("eager_peak_mb", "eager MB", ".1f"), ("compile_peak_mb", "compile MB", ".1f"),
+    ("triton_peak_mb", "triton MB", ".1f"),
     ("roofline_ms", "roofline ms", ".4f"), ("triton_over_roofline", "triton/roofline", ".2f"),
 ]
 
@@ -120,7 +121,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
-    parser.add_argument("--dtypes", default=None, help="comma-separated, of fp32,bf16,fp16 (default: fp32,bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--dtypes", default=None,
+                        help="comma-separated, of fp32,bf16,fp16 (default: fp32,bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--kind", default="cosine", choices=["cosine", "l2"])
     parser.add_argument("--quick", action="store_true", help="fewer cases and repetitions")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on CPU)")
