@@ -182,3 +182,28 @@ def test_clip_weights_load_through_the_key_hook():
         frames = clip.encode_image(video.permute(0, 2, 1, 3, 4).flatten(0, 1)).view(got[0].shape)
         torch.testing.assert_close(got[0], frames, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(got[1], clip.encode_text(tokens), atol=1e-5, rtol=1e-4)
+
+
+def test_adapter_gradients_follow_the_formula():
+    """Gradients of A and B equal those of CLIP run with W + (alpha / r) B A, out_proj included."""
+    student = _student(targets=("attn.out_proj", "mlp.c_fc"), towers=("vision",))
+    _randomise_adapters(student)
+    video = synthetic_video(1)
+    weights = torch.randn(student.encode_video(video).shape, generator=torch.Generator().manual_seed(2))
+    (student.encode_video(video) * weights).sum().backward()
+
+    reference = _reference_clip(student)
+    state = student.state_dict()
+    leaves, params = {}, dict(reference.visual.named_parameters())
+    for name in [k[: -len(".lora_A.default.weight")] for k in state if k.endswith(".lora_A.default.weight")]:
+        a = state[f"{name}.lora_A.default.weight"].clone().requires_grad_()
+        b = state[f"{name}.lora_B.default.weight"].clone().requires_grad_()
+        leaves[name] = (a, b)
+        params[f"{name[len('visual.'):]}.weight"] = state[f"{name}.base_layer.weight"] + (ALPHA / RANK) * b @ a
+    frames = video.permute(0, 2, 1, 3, 4).flatten(0, 1)
+    out = torch.func.functional_call(reference.visual, params, (frames,))  # (B*T, D)
+    (out.view(weights.shape) * weights).sum().backward()
+    adapted = dict(student.named_parameters())
+    for name, (a, b) in leaves.items():
+        torch.testing.assert_close(adapted[f"{name}.lora_A.default.weight"].grad, a.grad, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(adapted[f"{name}.lora_B.default.weight"].grad, b.grad, atol=1e-5, rtol=1e-4)
