@@ -54,8 +54,11 @@ class _OpenAIArchive(nn.Module):
         return x * self.logit_scale.exp()
 
 
-@pytest.mark.parametrize("student_cls", [VCLIP, ViFiCLIP])
-@pytest.mark.parametrize("file_format", ["torch", "nested-ddp", "safetensors", "torchscript"])
+# Both students load through the same identity hook: one of them per file format is enough.
+@pytest.mark.parametrize(
+    "student_cls, file_format",
+    [(VCLIP, "torch"), (ViFiCLIP, "nested-ddp"), (ViFiCLIP, "safetensors"), (VCLIP, "torchscript")],
+)
 def test_clip_layouts_load_and_reproduce(tmp_path, student_cls, file_format):
     source = _tiny_clip(seed=1)
     state = source.state_dict()
