@@ -163,14 +163,21 @@ def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of ``fn()`` by ``FlopCounterMode`` (a multiply-add counts 2), without autograd.
 
     PyTorch's table has no formula for the CPU flash-attention kernel that ``scaled_dot_product_
-    attention`` picks on CPU; it is added so that attention counts on every device.
+    attention`` picks on CPU; it is added so that attention counts on every device. The fused
+    ``nn.MultiheadAttention`` inference fast path (taken by frozen modules in eval mode) has no
+    formula either, so it is switched off while counting: the same matmuls are then counted.
     """
     extra = {}
     cpu_flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if cpu_flash is not None:
         extra[cpu_flash] = lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v)
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=extra) as counter:
-        fn()
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=extra) as counter:
+            fn()
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return counter.get_total_flops()
 
 

@@ -78,6 +78,12 @@ def test_all_students_side_by_side(bench_run, tmp_path):
     for row in rows:
         _check_row(row, kinds=("student", "cached"))
         assert "reference_step_ms" not in row
+    # ViFi-CLIP encodes frames exactly as the frozen CLIP teacher does: same FLOPs, whatever
+    # attention path each takes (the teacher's eval-mode fast path included).
+    vificlip = [r for r in rows if r["student"] == "vificlip"]
+    for row in vificlip:
+        assert row["student_gflops"] == pytest.approx(row["teacher_gflops"])
+        assert row["student_text_gflops"] == pytest.approx(row["teacher_text_gflops"])
 
 
 def test_reference_mode_reencodes_teacher_text_every_step(bench_run, tmp_path, monkeypatch):
