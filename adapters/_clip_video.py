@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from froster import validation
 from froster.clip_loading import PathLike, clip_embed_dim, create_open_clip
 
 __all__ = ["ClipVideoStudent", "check_video"]
@@ -35,26 +36,21 @@ __all__ = ["ClipVideoStudent", "check_video"]
 def check_video(video: torch.Tensor, num_frames: int, image_size: Optional[Sequence[int]] = None, name: str = "video") -> None:
     """Raise a ``ValueError`` naming ``name``, the expected and the actual shape of a bad video.
 
+    The rank, channel and frame checks are :func:`froster.validation.check_video`'s; this adds
+    the vision tower's image size, which open_clip would otherwise refuse deep inside.
+
     Args:
         video: Expected (B, 3, T, H, W) with ``T == num_frames``.
         num_frames: Frame count the model was built for.
         image_size: ``(H, W)`` the vision tower expects, or ``None`` to accept any size.
         name: Argument name used in the messages.
     """
-    if not isinstance(video, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, T, H, W), got {type(video).__name__}")
-    shape = tuple(video.shape)
-    if video.ndim != 5:
-        raise ValueError(f"{name} must have 5 dims (B, C, T, H, W), got {video.ndim} dims with shape {shape}")
-    if shape[1] != 3:
-        raise ValueError(f"{name} must have C=3 channels at dim 1 of (B, C, T, H, W), got C={shape[1]} (shape {shape})")
-    if shape[2] != num_frames:
+    validation.check_video(video, name, num_frames)
+    if image_size is not None and tuple(video.shape[3:]) != tuple(image_size):
         raise ValueError(
-            f"{name} has T={shape[2]} frames at dim 2 of (B, C, T, H, W) but the student was built for "
-            f"num_frames={num_frames} (shape {shape})"
+            f"{name} frames are {video.shape[3]}x{video.shape[4]} but the vision tower expects "
+            f"{image_size[0]}x{image_size[1]} (shape {tuple(video.shape)})"
         )
-    if image_size is not None and tuple(shape[3:]) != tuple(image_size):
-        raise ValueError(f"{name} frames are {shape[3]}x{shape[4]} but the vision tower expects {image_size[0]}x{image_size[1]} (shape {shape})")
 
 
 class ClipVideoStudent(nn.Module):
