@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from _harness import PeakMemory, device_sync, time_fn, time_interleaved
 from froster import ResidualDistiller, build_student, video_text_logits
+from froster.registry import get_student_builder
 from froster.teachers import OpenCLIPTeacher
 from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_clip_overrides, tiny_prompts
 
@@ -73,6 +74,19 @@ class BenchSettings:
         if self.clip is None:
             return tiny_clip_overrides(**({"image_size": self.image_size} if self.image_size else {}))
         return {"force_image_size": self.image_size} if self.image_size else {}
+
+    def student_kwargs(self, name: str) -> dict[str, Any]:
+        """``build_student(name, **kwargs)`` keywords.
+
+        With the tiny config, a student whose own parts need other tiny arguments sets
+        ``tiny_kwargs`` on its builder: a dict merged over the defaults, or a callable
+        ``tiny_kwargs(num_frames) -> dict`` that replaces them (the student tests' convention).
+        """
+        kwargs = dict(clip=self.clip_name, pretrained=self.pretrained, num_frames=self.frames, **self.clip_overrides())
+        extra = getattr(get_student_builder(name), "tiny_kwargs", None) if self.clip is None else None
+        if callable(extra):
+            return dict(extra(self.frames))
+        return {**kwargs, **(extra or {})}
 
     @property
     def frame_size(self) -> int:
@@ -245,14 +259,15 @@ def bench_student(name: str, s: BenchSettings, teachers: TeacherPool, tick: Call
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=DTYPES[s.dtype])
 
-    student = build_student(name, clip=s.clip_name, pretrained=s.pretrained, num_frames=s.frames, **s.clip_overrides())
-    student = student.to(device).train()
-    video = synthetic_video(s.batch, s.frames, s.frame_size).to(device)  # (B, 3, T, H, W)
+    student = build_student(name, **s.student_kwargs(name)).to(device).train()
+    # A student whose vision tower is not CLIP's (timm_vit) says which frame size it takes.
+    size = (getattr(student, "image_size", None) or (s.frame_size,))[0]
+    video = synthetic_video(s.batch, s.frames, size).to(device)  # (B, 3, T, H, W)
     labels = torch.randint(0, s.classes, (s.batch,), generator=torch.Generator().manual_seed(0)).to(device)
     prompts = tiny_prompts(s.classes)
     tokens = student.tokenizer(prompts).to(device)  # (K, L)
     row: dict[str, Any] = {"student": name, "clip": s.clip or "tiny", "weights": "random" if s.pretrained is None else s.pretrained,
-                           "frames": s.frames, "batch": s.batch, "classes": s.classes, "image_size": s.frame_size,
+                           "frames": s.frames, "batch": s.batch, "classes": s.classes, "image_size": size,
                            "device": device.type, "dtype": s.dtype}
 
     params = list(student.parameters())
