@@ -36,14 +36,24 @@ def classify(student: nn.Module, video_features: torch.Tensor, text_features: to
 
 @torch.no_grad()
 def class_text_features(student: nn.Module, class_texts: Sequence[str], ensemble: bool = True) -> torch.Tensor:
-    """(K, D) unit-norm class features: all templates averaged, or only the first template."""
+    """(K, D) class features: the template ensemble (or the first template only).
+
+    The ensemble's direction is ``normalize(mean_j normalize(f_j))``; its length is set to the
+    mean length of the raw features ``f_j``, so that heads which are not scale-invariant (X-CLIP's
+    prompt generator adds to the raw text features) see features of the usual size. Cosine heads
+    are unaffected.
+    """
     templates = ALL_TEMPLATES if ensemble else ALL_TEMPLATES[:1]
     device = student.logit_scale.device
+    norms = []
 
     def encode(prompts: list[str]) -> torch.Tensor:
-        return student.encode_text(student.tokenizer(prompts).to(device))  # (K, D)
+        features = student.encode_text(student.tokenizer(prompts).to(device))  # (K, D)
+        norms.append(features.float().norm(dim=-1))  # (K,)
+        return features
 
-    return ensemble_text_features(encode, all_prompts(class_texts, templates))
+    direction = ensemble_text_features(encode, all_prompts(class_texts, templates))  # (K, D), unit norm
+    return direction * torch.stack(norms).mean(dim=0)[:, None]
 
 
 @torch.no_grad()
