@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output folder (default runs/bench-<timestamp>/)")
     parser.add_argument("--profile", action="store_true", help="write a torch.profiler trace per student to <out>/profile/<student>/")
     parser.add_argument("--profile-steps", type=int, default=2, help="steps per profiler trace (default 2)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: 1 with the tiny config, whose ops are too small to split; torch's choice otherwise)")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -161,8 +162,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     args, settings, names = parse_args(argv)
     torch.manual_seed(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # Spare threads only add contention to tiny ops, badly so on a busy machine.
+    threads = args.threads or (1 if settings.clip is None and settings.device == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
     if _quiet_random_weights not in logging.getLogger().filters:
         logging.getLogger().addFilter(_quiet_random_weights)
     print(f"Model: {settings.describe_weights()}.", flush=True)
