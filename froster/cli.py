@@ -161,11 +161,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``froster`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     handler = {"train": _train, "eval": _eval, "predict": _predict, "recipes": _recipes}[args.command]
+    from froster.data import SplitFileError
+
     try:
         return handler(args)
     except ConfigError as error:
         print(f"froster {args.command}: config error: {error}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, SplitFileError) as error:
+        # Missing data, split or weights files: the message says which and where; no traceback.
+        print(f"froster {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

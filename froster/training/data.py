@@ -28,6 +28,14 @@ def resolve(root: Optional[str], path: Optional[str]) -> Optional[Path]:
     return path if path.is_absolute() or root is None else Path(os.path.expanduser(root)) / path
 
 
+def _existing(root: Optional[str], path: Optional[str], what: str) -> Path:
+    resolved = resolve(root, path)
+    if resolved is None or not resolved.is_file():
+        hint = "set data.root=<directory of the datasets>" if root is None else f"relative paths are read under {root}"
+        raise FileNotFoundError(f"{what} {path!r} not found at {resolved} ({hint})")
+    return resolved
+
+
 def prepare_synthetic(config: DataConfig) -> None:
     """Write the synthetic videos under ``config.root`` unless they are there already.
 
@@ -70,8 +78,8 @@ def video_data_config(config: DataConfig) -> VideoDataConfig:
 
 def class_prompt_texts(root: Optional[str], class_names: str, descriptions: Optional[str] = None) -> list[str]:
     """The text standing for each class in prompts: its description when given, else its name."""
-    names = read_class_names(resolve(root, class_names))
-    return class_texts(names, resolve(root, descriptions))
+    names = read_class_names(_existing(root, class_names, "class-name file"))
+    return class_texts(names, None if descriptions is None else _existing(root, descriptions, "descriptions file"))
 
 
 def few_shot_indices(labels: list[int], shots: int, seed: int) -> list[int]:
@@ -89,9 +97,9 @@ def train_dataset(config: DataConfig, seed: int) -> Dataset:
     if config.train_split is None or config.class_names is None:
         raise ValueError("data.train_split and data.class_names must be set (e.g. data.train_split=k400/train.txt)")
     dataset = VideoDataset(
-        resolve(config.root, config.train_split),
+        _existing(config.root, config.train_split, "data.train_split"),
         root=config.root,
-        class_names=resolve(config.root, config.class_names),
+        class_names=_existing(config.root, config.class_names, "data.class_names"),
         num_frames=config.num_frames,
         sampling=config.sampling,
         train=True,
@@ -106,9 +114,9 @@ def eval_dataset(data: DataConfig, eval_set: EvalSetConfig) -> VideoDataset:
     """The test-time :class:`VideoDataset` of one evaluation set (``num_test_clips`` views each)."""
     root = eval_set.root if eval_set.root is not None else data.root
     return VideoDataset(
-        resolve(root, eval_set.split),
+        _existing(root, eval_set.split, "eval set split"),
         root=root,
-        class_names=resolve(root, eval_set.class_names),
+        class_names=_existing(root, eval_set.class_names, "eval set class_names"),
         num_frames=data.num_frames,
         sampling=data.sampling,
         train=False,

@@ -50,11 +50,12 @@ class Trainer:
         self.config, cfg = config, config
         self.out = Path(cfg.train.output_dir)
         if self.info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
             prepare_synthetic(cfg.data)
         D.barrier()
         self.class_texts = class_prompt_texts(cfg.data.root, cfg.data.class_names, cfg.data.descriptions)
         self.dataset = train_dataset(cfg.data, cfg.train.seed)
+        if self.info.is_main:  # only once the data is known to be there
+            self.out.mkdir(parents=True, exist_ok=True)
         self.loader, self.sampler = train_loader(self.dataset, cfg.data, self.info.rank, self.info.world_size, cfg.train.seed)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:

@@ -65,10 +65,12 @@ def test_override_errors_name_the_known_keys(override, message):
     assert message in str(error.value)
 
 
-def test_cli_reports_config_errors(capsys):
+def test_cli_reports_config_errors(capsys, tmp_path):
     assert main(["train", "--config", "tiny_synthetic", "optim.lrr=1"]) == 2
     assert "known keys of optim" in capsys.readouterr().err
     assert main(["train", "--config", "no_such_recipe"]) == 2
     assert "shipped recipes" in capsys.readouterr().err
+    assert main(["train", "--config", "k400_cross_dataset", f"train.output_dir={tmp_path / 'run'}"]) == 1
+    assert "set data.root=" in capsys.readouterr().err and not (tmp_path / "run").exists()
     assert main(["recipes"]) == 0
     assert "k400_cross_dataset" in capsys.readouterr().out
