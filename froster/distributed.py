@@ -140,6 +140,11 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
 
 
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on ``device`` when ``precision == "bf16"``, else a no-op context."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 __all__ = [
     "DistInfo",
     "autocast",
@@ -154,8 +159,3 @@ __all__ = [
     "unwrap",
     "wrap_ddp",
 ]
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on ``device`` when ``precision == "bf16"``, else a no-op context."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

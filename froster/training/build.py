@@ -50,8 +50,15 @@ def build_teacher(config: TeacherConfig, device: Union[str, torch.device] = "cpu
 
 
 def build_distiller(config: RunConfig, device: Union[str, torch.device] = "cpu") -> ResidualDistiller:
-    """Student (seeded with ``train.seed``) + teacher + projectors, on ``device``."""
+    """Student + teacher + projectors, on ``device``.
+
+    Student and teacher are both built right after seeding torch with ``train.seed``: random
+    weights (``pretrained=None``, tests and the tiny recipe) are then the same in every process,
+    and a random teacher with the student's CLIP config is exactly the CLIP the student starts
+    from, as FROSTER's frozen teacher is.
+    """
     student = build_student(config.student, config.data.num_frames, seed=config.train.seed)
+    torch.manual_seed(config.train.seed)
     teacher = build_teacher(config.teacher, device="cpu")
     return ResidualDistiller(student, teacher, config.distill).to(device)
 

@@ -23,6 +23,9 @@ def test_train_changes_weights_keeps_teacher_and_logs(tiny_config, tmp_path):
     teacher_before = _teacher_state(trainer)
     student_before = {k: v.clone() for k, v in trainer.distiller.student.state_dict().items()}
 
+    # A random teacher built with the student's CLIP config is the CLIP the student starts from.
+    assert torch.equal(teacher_before["model.visual.conv1.weight"], student_before["visual.conv1.weight"])
+
     result = trainer.fit()
 
     assert result["finished"] and result["step"] == 2 * trainer.steps_per_epoch == 4
