@@ -152,7 +152,8 @@ class Trainer:
         cfg, info = self.config, self.info
         self.sampler.set_epoch(self.epoch)
         self.sampler.start_at(self.batches_in_epoch * cfg.data.batch_size)
-        self.loader.generator.manual_seed(cfg.train.seed * 1000 + self.epoch)
+        # Seeds the workers' augmentations (num_workers > 0): per epoch and per rank.
+        self.loader.generator.manual_seed((cfg.train.seed * 1000 + self.epoch) * 1000 + info.rank)
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
         steps, start = 0, time.time()
