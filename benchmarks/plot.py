@@ -23,8 +23,9 @@ STEP_KINDS = (
 def _title(data: dict[str, Any]) -> str:
     machine, s = data.get("machine", {}), data.get("settings", {})
     what = f"{s.get('clip', '?')} ({'random' if s.get('pretrained') is None else s.get('pretrained')} weights)"
-    shape = f"T={s.get('frames')} B={s.get('batch')} K={s.get('classes')} {s.get('dtype')}"
-    return f"{what}, {shape}\n{machine.get('device_name', '?')}, {machine.get('date_utc', '')[:10]}"
+    shape = f"T={s.get('frames')} B={s.get('batch')} K={s.get('classes')} {s.get('dtype')}, {s.get('steps')} timed steps"
+    load = f", load avg {machine['load_avg_1m']}" if machine.get("load_avg_1m") is not None else ""
+    return f"{what}, {shape}\n{machine.get('device_name', '?')} ({machine.get('device', '?')}{load}), {machine.get('date_utc', '')[:10]}"
 
 
 def plot_results(json_path: str | Path, png_path: Optional[str | Path] = None) -> Path:
