@@ -25,10 +25,10 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from froster import validation
 from froster.clip_loading import PathLike, clip_embed_dim, create_open_clip
+from froster.losses import video_text_logits
 
 __all__ = ["ClipVideoStudent", "check_video"]
 
@@ -207,9 +207,7 @@ class ClipVideoStudent(nn.Module):
         Students with another head override it; the distiller calls it on the raw outputs of
         :meth:`encode_video` (B, T, D) and :meth:`encode_text` (K, D).
         """
-        video = F.normalize(frame_features.mean(dim=1), dim=-1)  # (B, D)
-        text = F.normalize(text_features, dim=-1)  # (K, D)
-        return self.logit_scale.exp() * video @ text.t()
+        return video_text_logits(frame_features, text_features, self.logit_scale)
 
     def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (B, K) of :meth:`classify` for a video batch and tokenized prompts."""

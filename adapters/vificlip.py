@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-import torch
 import torch.nn as nn
 
 from froster.clip_loading import PathLike
@@ -47,12 +46,8 @@ class ViFiCLIP(ClipVideoStudent):
     ):
         super().__init__(clip, pretrained, num_frames, tokenizer=tokenizer, **clip_overrides)
 
-    # encode_video is the base class's: every frame through CLIP's image encoder on its own,
-    # (B, C, T, H, W) -> (B, T, D).
-
-    def classify(self, frame_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        """ViFi-CLIP's head: ``exp(logit_scale) * cos(mean_t frame_features, text_features)`` -> (B, K)."""
-        return super().classify(frame_features, text_features)
+    # encode_video and classify are the base class's: every frame through CLIP's image encoder
+    # on its own, (B, C, T, H, W) -> (B, T, D), then the cosine of the mean frame feature.
 
     def extra_repr(self) -> str:
         return f"num_frames={self.num_frames}"
