@@ -26,9 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from _harness import PeakMemory, device_sync, time_fn, time_interleaved
 from froster import ResidualDistiller, build_student, video_text_logits
-from froster.registry import get_student_builder
 from froster.teachers import OpenCLIPTeacher
-from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_clip_overrides, tiny_prompts
+from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_build_kwargs, tiny_clip_overrides, tiny_prompts
 
 TEACHER_MODES = ("cached", "reference")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -76,17 +75,10 @@ class BenchSettings:
         return {"force_image_size": self.image_size} if self.image_size else {}
 
     def student_kwargs(self, name: str) -> dict[str, Any]:
-        """``build_student(name, **kwargs)`` keywords.
-
-        With the tiny config, a student whose own parts need other tiny arguments sets
-        ``tiny_kwargs`` on its builder: a dict merged over the defaults, or a callable
-        ``tiny_kwargs(num_frames) -> dict`` that replaces them (the student tests' convention).
-        """
-        kwargs = dict(clip=self.clip_name, pretrained=self.pretrained, num_frames=self.frames, **self.clip_overrides())
-        extra = getattr(get_student_builder(name), "tiny_kwargs", None) if self.clip is None else None
-        if callable(extra):
-            return dict(extra(self.frames))
-        return {**kwargs, **(extra or {})}
+        """``build_student(name, **kwargs)`` keywords (tiny ones honour the builder's ``tiny_kwargs``)."""
+        if self.clip is None:
+            return tiny_build_kwargs(name, self.frames, **({"image_size": self.image_size} if self.image_size else {}))
+        return dict(clip=self.clip_name, pretrained=self.pretrained, num_frames=self.frames, **self.clip_overrides())
 
     @property
     def frame_size(self) -> int:

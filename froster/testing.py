@@ -41,3 +41,21 @@ def tiny_prompts(num_classes: int = 5) -> list[str]:
     """Class prompts in the paper's template style."""
     names = [TINY_CLASS_NAMES[i % len(TINY_CLASS_NAMES)] + ("" if i < len(TINY_CLASS_NAMES) else f" {i}") for i in range(num_classes)]
     return [f"a video of a person {name}." for name in names]
+
+
+def tiny_build_kwargs(name: str, num_frames: int = 4, *, image_size: int = TINY_IMAGE_SIZE, **options: Any) -> dict[str, Any]:
+    """Keyword arguments that build a tiny random student ``name``, ``options`` on top.
+
+    A student whose own parts need other tiny arguments sets ``tiny_kwargs`` on its builder (a
+    class attribute, or an attribute of the builder function): a dict merged over
+    :func:`tiny_student_kwargs`, or a callable ``tiny_kwargs(num_frames) -> dict`` that replaces it.
+    """
+    from froster.registry import get_student_builder
+
+    extra = getattr(get_student_builder(name), "tiny_kwargs", None)
+    if callable(extra):
+        kwargs = dict(extra(num_frames))
+    else:
+        kwargs = {**tiny_student_kwargs(num_frames, image_size=image_size), **(extra or {})}
+    kwargs.update(options)
+    return kwargs

@@ -10,7 +10,7 @@ from froster import build_student, list_students
 from froster.testing import synthetic_video, tiny_prompts
 from froster.training.build import set_grad_checkpointing
 from froster.training.trainer import Trainer
-from tests.students.conftest import tiny_build_kwargs
+from froster.testing import tiny_build_kwargs
 
 
 @pytest.mark.parametrize("name", list_students())
