@@ -65,7 +65,8 @@ def plot_results(json_path: str | Path, png_path: Optional[str | Path] = None) -
                     capsize=2, label=label, color=colour)
     ax_time.set_xticks(x, names)
     ax_time.set_ylabel("training step, ms (median, whisker to p90)")
-    ax_time.legend(fontsize=8)
+    ax_time.set_ylim(top=ax_time.get_ylim()[1] * 1.25)  # headroom for the legend
+    ax_time.legend(fontsize=8, loc="upper left", ncols=len(kinds))
 
     ratio_kinds = [k for k in kinds if k[0] != "student"]
     width = 0.8 / max(len(ratio_kinds), 1)
@@ -76,7 +77,8 @@ def plot_results(json_path: str | Path, png_path: Optional[str | Path] = None) -
     ax_ratio.axhline(1.0, color="black", linewidth=0.8)
     ax_ratio.set_xticks(x, names)
     ax_ratio.set_ylabel("distilled / student step time")
-    ax_ratio.legend(fontsize=8)
+    ax_ratio.set_ylim(top=ax_ratio.get_ylim()[1] * 1.2)  # headroom for the legend and the labels
+    ax_ratio.legend(fontsize=8, loc="upper left", ncols=len(ratio_kinds))
 
     fig.suptitle(_title(data), fontsize=9)
     fig.tight_layout()
