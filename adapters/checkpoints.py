@@ -47,21 +47,17 @@ loaded with CLIP's names as they are.
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Union
 
 import torch
 import torch.nn as nn
 
-from froster.clip_loading import _is_torchscript_archive, describe_key_mismatch, read_state_dict
+from froster.clip_loading import OPENAI_NON_WEIGHT_KEYS, describe_key_mismatch, read_state_dict
 
-__all__ = ["CheckpointReport", "LAYOUTS", "detect_layout", "load_student_checkpoint", "read_checkpoint"]
+__all__ = ["CheckpointReport", "LAYOUTS", "detect_layout", "load_student_checkpoint"]
 
 LAYOUTS = ("clip", "froster", "vificlip")
-_NESTING_KEYS = ("model_state", "state_dict", "model", "module")
-_NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
 _PROJECTORS = {"projector_v.": "video_projector.", "projector_t.": "text_projector."}
 _PROJECTOR_LAYERS = {"0": "fc1", "2": "fc2"}
 _VIFICLIP_TEXT_KEYS = ("transformer.", "positional_embedding", "ln_final.", "text_projection")
@@ -88,36 +84,6 @@ class CheckpointReport:
     projector_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def read_checkpoint(path: Union[str, os.PathLike], weights_only: bool = True) -> dict[str, torch.Tensor]:
-    """A flat ``{key: tensor}`` dict from a checkpoint file, unnested and without ``module.``.
-
-    Args:
-        path: ``.safetensors``, a TorchScript archive or a ``torch.save`` file.
-        weights_only: Passed to ``torch.load``. Training checkpoints that pickle a config object
-            (ViFi-CLIP's) need ``False``; only do that for files you trust.
-    """
-    path = Path(path)
-    if path.suffix == ".safetensors" or (path.is_file() and _is_torchscript_archive(path)):
-        return read_state_dict(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=weights_only)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{str(path)!r} holds more than tensors and plain containers ({error}); if you trust the "
-            "file, pass weights_only=False"
-        ) from error
-    while isinstance(state, Mapping) and not any(isinstance(v, torch.Tensor) for v in state.values()):
-        inner = next((state[k] for k in _NESTING_KEYS if k in state), None)
-        if inner is None:
-            raise ValueError(f"{str(path)!r} holds no state dict under {_NESTING_KEYS}; top-level keys: {sorted(map(str, state))[:10]}")
-        state = inner
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{str(path)!r} does not contain a state dict (got {type(state).__name__})")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
 def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
     """Tell :data:`LAYOUTS` apart by key names; a ``ValueError`` shows a few keys otherwise."""
     keys = list(state)
@@ -138,7 +104,7 @@ def _convert(state: Mapping[str, torch.Tensor], layout: str, report: CheckpointR
     """Checkpoint keys -> CLIP keys. Returns the CLIP state and the CLIP keys the layout never carries."""
     clip_state: dict[str, torch.Tensor] = {}
     if layout == "clip":
-        return {k: v for k, v in state.items() if k not in _NON_WEIGHT_KEYS}, set()
+        return dict(state), set()  # read_state_dict already dropped OpenAI's non-weight entries
     if layout == "froster":
         for key, value in state.items():
             projector = next((p for p in _PROJECTORS if key.startswith(p)), None)
@@ -151,7 +117,7 @@ def _convert(state: Mapping[str, torch.Tensor], layout: str, report: CheckpointR
                     report.projector_state[f"{_PROJECTORS[projector]}{layer}.{rest}"] = value
             elif key.startswith("raw_model."):
                 report.ignored.append(key)
-            elif key.startswith("model.") and _strip(key, "model.") not in _NON_WEIGHT_KEYS:
+            elif key.startswith("model.") and _strip(key, "model.") not in OPENAI_NON_WEIGHT_KEYS:
                 clip_state[_strip(key, "model.")] = value
             elif key.startswith("model."):
                 report.ignored.append(key)
@@ -190,7 +156,7 @@ def load_student_checkpoint(
         layout: ``"auto"`` or one of :data:`LAYOUTS`.
         strict: Refuse checkpoints that leave student weights unset or carry weights the student
             has no place for. Shape mismatches are always refused.
-        weights_only: See :func:`read_checkpoint`.
+        weights_only: See :func:`froster.clip_loading.read_state_dict`.
 
     Returns:
         A :class:`CheckpointReport`; its ``projector_state`` holds FROSTER's projectors.
@@ -198,7 +164,7 @@ def load_student_checkpoint(
     Raises:
         ValueError: naming the differing keys and shapes, before anything is loaded.
     """
-    state = read_checkpoint(path, weights_only=weights_only)
+    state = read_state_dict(path, weights_only=weights_only)
     report = CheckpointReport(layout=detect_layout(state) if layout == "auto" else layout)
     clip_state, never_carried = _convert(state, report.layout, report)
 

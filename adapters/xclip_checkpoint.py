@@ -36,9 +36,8 @@ from typing import Mapping, Union
 import torch
 import torch.nn as nn
 
-from froster.clip_loading import load_state_dict_checked
+from froster.clip_loading import load_state_dict_checked, read_state_dict
 
-from .checkpoints import read_checkpoint
 
 __all__ = ["XCLIP_KEY_MAP", "from_xclip_keys", "to_xclip_keys", "load_xclip_checkpoint", "save_xclip_checkpoint"]
 
@@ -107,7 +106,7 @@ def load_xclip_checkpoint(student: nn.Module, path: Union[str, os.PathLike], str
     Raises:
         ValueError: naming the differing keys and shapes, before anything is loaded.
     """
-    state = from_xclip_keys(read_checkpoint(path, weights_only=weights_only))
+    state = from_xclip_keys(read_state_dict(path, weights_only=weights_only))
     return load_state_dict_checked(student, state, strict=strict, source=f"X-CLIP checkpoint {os.fspath(path)!r}")
 
 

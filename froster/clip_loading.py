@@ -12,6 +12,7 @@ Three sources of weights are understood:
 from __future__ import annotations
 
 import os
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -22,8 +23,9 @@ import torch.nn as nn
 PathLike = Union[str, os.PathLike]
 
 # Entries of OpenAI's archives that are hyper-parameters, not weights.
-_OPENAI_NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
-_NESTING_KEYS = ("state_dict", "model", "module")
+OPENAI_NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
+# Where training checkpoints nest their weights (FROSTER/Open-VCLIP use `model_state`).
+_NESTING_KEYS = ("model_state", "state_dict", "model", "module")
 
 
 def is_weights_file(pretrained: Optional[PathLike]) -> bool:
@@ -40,16 +42,19 @@ def _is_torchscript_archive(path: Path) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
-def read_state_dict(path: PathLike, prefix: str = "") -> dict[str, torch.Tensor]:
+def read_state_dict(path: PathLike, prefix: str = "", *, weights_only: bool = True) -> dict[str, torch.Tensor]:
     """Read a state dict from a weights file in any of the supported layouts.
 
     Args:
-        path: A ``.safetensors`` file, an OpenAI TorchScript archive or a ``torch.save`` file.
+        path: A ``.safetensors`` file, an OpenAI TorchScript archive or a ``torch.save`` file
+            (a state dict, possibly nested under ``model_state``/``state_dict``/``model``).
         prefix: When given, only keys under this prefix are kept, with the prefix removed
             (e.g. ``"model."`` for checkpoints that wrap the CLIP model).
+        weights_only: Passed to ``torch.load``. Training checkpoints that pickle a config object
+            (ViFi-CLIP's, X-CLIP's) need ``False``; only do that for files you trust.
 
     Returns:
-        A flat ``{name: tensor}`` dict on the CPU.
+        A flat ``{name: tensor}`` dict on the CPU; entries that are not tensors are dropped.
     """
     path = Path(path)
     if not path.is_file():
@@ -61,11 +66,19 @@ def read_state_dict(path: PathLike, prefix: str = "") -> dict[str, torch.Tensor]
     elif _is_torchscript_archive(path):
         state = torch.jit.load(str(path), map_location="cpu").state_dict()
     else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=weights_only)
+        except pickle.UnpicklingError as error:
+            raise ValueError(
+                f"{str(path)!r} holds more than tensors and plain containers ({error}); if you trust "
+                "the file, pass weights_only=False"
+            ) from error
     state = _unnest(state, path)
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    for key in _OPENAI_NON_WEIGHT_KEYS:
-        state.pop(key, None)
+    state = {
+        k[len("module."):] if k.startswith("module.") else k: v
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and k not in OPENAI_NON_WEIGHT_KEYS
+    }
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
@@ -78,8 +91,8 @@ def _unnest(state: Any, path: Path) -> dict[str, torch.Tensor]:
         inner = next((state[k] for k in _NESTING_KEYS if k in state), None)
         if inner is None:
             raise ValueError(
-                f"{str(path)!r} holds no tensors at the top level nor under {_NESTING_KEYS}; "
-                f"top-level keys: {sorted(map(str, state))[:10]}"
+                f"{str(path)!r} holds no tensors at the top level nor under {_NESTING_KEYS}, so no state "
+                f"dict; top-level keys: {sorted(map(str, state))[:10]}"
             )
         state = inner
     if not isinstance(state, Mapping):

@@ -9,7 +9,8 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 from froster.adapters._clip_video import ClipVideoStudent
-from froster.adapters.checkpoints import detect_layout, load_student_checkpoint, read_checkpoint
+from froster.adapters.checkpoints import detect_layout, load_student_checkpoint
+from froster.clip_loading import read_state_dict
 from froster.adapters.vclip import VCLIP
 from froster.adapters.vificlip import ViFiCLIP
 from froster.clip_loading import create_open_clip
@@ -194,12 +195,12 @@ def test_layout_detection():
         detect_layout({"backbone.weight": torch.zeros(1)})
 
 
-def test_read_checkpoint_rejects_files_without_a_state_dict(tmp_path):
+def test_read_state_dict_rejects_files_without_a_state_dict(tmp_path):
     torch.save({"epoch": 1, "notes": "none"}, tmp_path / "empty.pt")
     with pytest.raises(ValueError, match="no state dict"):
-        read_checkpoint(tmp_path / "empty.pt")
+        read_state_dict(tmp_path / "empty.pt")
     with pytest.raises(FileNotFoundError):
-        read_checkpoint(tmp_path / "absent.pt")
+        read_state_dict(tmp_path / "absent.pt")
 
 
 class _RenamingStudent(nn.Module):
