@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import datetime as _dt
 import gc
-import json
 import os
 import platform
 import subprocess

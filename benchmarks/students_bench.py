@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from _harness import PeakMemory, device_sync, time_fn, time_interleaved
-from froster import ResidualDistiller, build_student, video_text_logits
+from froster import ResidualDistiller, build_student, student_logits
 from froster.teachers import OpenCLIPTeacher
 from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_build_kwargs, tiny_clip_overrides, tiny_prompts
 
@@ -187,14 +187,6 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return counter.get_total_flops()
 
 
-def _classify(student: torch.nn.Module, video_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-    # The distiller's head: the student's own `classify` when it has one.
-    classify = getattr(student, "classify", None)
-    if callable(classify):
-        return classify(video_features, text_features)
-    return video_text_logits(video_features, text_features, student.logit_scale)
-
-
 def _train_step(loss_fn: Callable[[], torch.Tensor], params, amp: Callable) -> Callable[[], None]:
     # The learning rate is irrelevant to speed; a tiny one keeps random weights finite.
     optimizer = torch.optim.AdamW([p for p in params if p.requires_grad], lr=1e-7)
@@ -274,7 +266,7 @@ def bench_student(name: str, s: BenchSettings, teachers: TeacherPool, tick: Call
     row["teacher_text_gflops"] = count_flops(lambda: teacher.encode_text(teacher_tokens)) / 1e9
 
     def student_loss() -> torch.Tensor:
-        logits = _classify(student, student.encode_video(video), student.encode_text(tokens))  # (B, K)
+        logits = student_logits(student, student.encode_video(video), student.encode_text(tokens))  # (B, K)
         return F.cross_entropy(logits.float(), labels)
 
     steps = {"student": _train_step(student_loss, student.parameters(), amp)}
@@ -308,7 +300,7 @@ def bench_student(name: str, s: BenchSettings, teachers: TeacherPool, tick: Call
     student.eval()
     with torch.inference_mode(), amp():
         text_features = student.encode_text(tokens)  # (K, D), encoded once as at test time
-        infer = time_fn(lambda: _classify(student, student.encode_video(video), text_features), s.warmup, s.steps,
+        infer = time_fn(lambda: student_logits(student, student.encode_video(video), text_features), s.warmup, s.steps,
                         device_sync(device), tick)
     student.train()
     row["infer_ms"] = infer["median_ms"]

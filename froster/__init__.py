@@ -7,7 +7,7 @@
 """
 from froster.config import DistillConfig
 from froster.distiller import DistillerOutput, ResidualDistiller
-from froster.losses import residual_distill_loss, video_text_logits
+from froster.losses import residual_distill_loss, student_logits, video_text_logits
 from froster.projector import ResidualProjector
 from froster.protocols import FrozenTeacher, VideoStudent
 from froster.registry import build_student, list_students, register_student
@@ -25,5 +25,6 @@ __all__ = [
     "list_students",
     "register_student",
     "residual_distill_loss",
+    "student_logits",
     "video_text_logits",
 ]

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from froster.config import DistillConfig
-from froster.losses import residual_distill_loss, video_text_logits
+from froster.losses import residual_distill_loss, student_logits
 from froster.projector import ResidualProjector
 from froster.protocols import check_student, check_teacher
 from froster.teachers.text_cache import TextFeatureCache, prompt_key
@@ -128,7 +128,7 @@ class ResidualDistiller(nn.Module):
         features = {"student video features": student_video, "student text features": student_text}
 
         losses: dict[str, torch.Tensor] = {}
-        logits = self._classify(student_video, student_text)
+        logits = student_logits(self.student, student_video, student_text)
         if labels is not None:
             losses["ce_loss"] = F.cross_entropy(logits.float(), labels.long())
         if self.video_projector is not None:
@@ -157,15 +157,9 @@ class ResidualDistiller(nn.Module):
         check_video(video, "video", getattr(self.student, "num_frames", None))
         student_video = self.student.encode_video(video)
         student_text = self.student.encode_text(self._tokens_for_student(prompts))
-        return self._classify(student_video, student_text)
+        return student_logits(self.student, student_video, student_text)
 
     # -- pieces ----------------------------------------------------------------------------------
-
-    def _classify(self, student_video: torch.Tensor, student_text: torch.Tensor) -> torch.Tensor:
-        classify = getattr(self.student, "classify", None)
-        if callable(classify):
-            return classify(student_video, student_text)
-        return video_text_logits(student_video, student_text, self.student.logit_scale)
 
     def _video_rows(self, student_video: torch.Tensor, teacher_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows compared by the video distillation: B*T frames, or B time-averaged videos."""

@@ -92,3 +92,12 @@ def video_text_logits(video_feats: torch.Tensor, text_feats: torch.Tensor, logit
     video = F.normalize(video.float(), dim=-1)
     text = F.normalize(text_feats.float(), dim=-1)
     return logit_scale.float().exp() * video @ text.t()  # (B, K)
+
+
+def student_logits(student: nn.Module, video_feats: torch.Tensor, text_feats: torch.Tensor) -> torch.Tensor:
+    """(B, K) logits from a student's raw features: its own ``classify`` head when it has one,
+    else :func:`video_text_logits` with its ``logit_scale``."""
+    head = getattr(student, "classify", None)
+    if callable(head):
+        return head(video_feats, text_feats)
+    return video_text_logits(video_feats, text_feats, student.logit_scale)

@@ -21,17 +21,9 @@ from tqdm.auto import tqdm
 
 from froster.distributed import DistInfo, all_gather_objects, autocast
 from froster.evaluation import metrics as M
-from froster.losses import video_text_logits
+from froster.losses import student_logits
 from froster.text import ALL_TEMPLATES, all_prompts, ensemble_text_features
 from froster.training.configs import RunConfig
-
-
-def classify(student: nn.Module, video_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-    """(B, K) logits with the student's own head when it has one (as the distiller does)."""
-    head = getattr(student, "classify", None)
-    if callable(head):
-        return head(video_features, text_features)
-    return video_text_logits(video_features, text_features, student.logit_scale)
 
 
 @torch.no_grad()
@@ -73,7 +65,7 @@ def video_scores(student: nn.Module, video: torch.Tensor, text_features: torch.T
         video = video[:, None]
     b, v = video.shape[:2]
     features = student.encode_video(video.flatten(0, 1))  # (B*V, T, D) or (B*V, D)
-    logits = classify(student, features, text_features.to(features.dtype)).float().reshape(b, v, -1)  # (B, V, K)
+    logits = student_logits(student, features, text_features.to(features.dtype)).float().reshape(b, v, -1)  # (B, V, K)
     if view_average == "probs":
         return logits.softmax(dim=-1).mean(dim=1)
     if view_average == "logits":
@@ -187,4 +179,4 @@ def evaluate_run(
     return {"sets": results, "groups": groups}
 
 
-__all__ = ["class_text_features", "classify", "evaluate_dataset", "evaluate_run", "video_scores"]
+__all__ = ["class_text_features", "evaluate_dataset", "evaluate_run", "video_scores"]
