@@ -55,7 +55,7 @@ def check_labels(labels: object, batch_size: int, num_classes: int, name: str = 
         raise TypeError(f"{name} must hold integer class indices (torch.long), got dtype {labels.dtype}")
     if tuple(labels.shape) != (batch_size,):
         raise ValueError(f"{name} must have shape ({batch_size},) to match the video batch, got {tuple(labels.shape)}")
-    low, high = int(labels.min()), int(labels.max())
+    low, high = torch.stack([labels.min(), labels.max()]).tolist()  # one host sync, not two
     if low < 0 or high >= num_classes:
         raise ValueError(f"{name} must lie in [0, {num_classes}) for {num_classes} prompts, got values in [{low}, {high}]")
 
