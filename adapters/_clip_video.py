@@ -21,6 +21,7 @@ A student file typically reads::
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Sequence, Union
 
 import torch
@@ -29,6 +30,10 @@ import torch.nn as nn
 from froster import validation
 from froster.clip_loading import PathLike, clip_embed_dim, create_open_clip
 from froster.losses import video_text_logits
+
+from .checkpoints import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD
+
+from ._open_clip_vit import embed_images, pool_tokens
 
 __all__ = ["ClipVideoStudent", "check_video"]
 
@@ -93,6 +98,13 @@ class ClipVideoStudent(nn.Module):
         self.tokenizer = tokenizer or default_tokenizer or _default_tokenizer(model)
         self.num_frames = int(num_frames)
         self.embed_dim = clip_embed_dim(model)
+        # Where CLIP's weights came from (None: random, or an instance's own): weight patching
+        # needs real ones.
+        self.clip_weights: Optional[str] = None if pretrained is None else os.fspath(pretrained)
+        # The frame normalisation the weights expect: CLIP's, unless a released checkpoint
+        # trained with another one is loaded (ViFi-CLIP and X-CLIP used ImageNet's).
+        self.pixel_mean: tuple[float, ...] = CLIP_PIXEL_MEAN
+        self.pixel_std: tuple[float, ...] = CLIP_PIXEL_STD
 
     def _adopt(self, model: nn.Module) -> None:
         # Registering CLIP's own children, parameters and buffers on the student (instead of
@@ -121,6 +133,11 @@ class ClipVideoStudent(nn.Module):
         weights (e.g. by wrapping layers) overrides it.
         """
         return clip_key
+
+    @property
+    def clip_state_keys(self) -> tuple[str, ...]:
+        """CLIP's own state-dict keys (CLIP's names), whatever the student calls them."""
+        return self._clip_state_keys
 
     def non_clip_state_keys(self) -> list[str]:
         """State-dict keys of modules the student adds to CLIP; CLIP checkpoints cannot set them."""
@@ -167,15 +184,11 @@ class ClipVideoStudent(nn.Module):
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """Patch + class + position embeddings and ``ln_pre``: (N, C, H, W) -> tokens (N, 1 + HW/p^2, W)."""
-        # open_clip 3.3.0's own embedding step (pinned version), so students match CLIP exactly.
-        return self.visual._embeds(images)
+        return embed_images(self.visual, images)
 
     def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """CLIP's pooling, ``ln_post`` and projection: tokens (N, L, W) -> (N, D)."""
-        pooled, _ = self.visual._pool(tokens)
-        if self.visual.proj is not None:
-            pooled = pooled @ self.visual.proj
-        return pooled
+        return pool_tokens(self.visual, tokens)
 
     # ---- the student contract -------------------------------------------------------------
 

@@ -16,6 +16,7 @@ and "only the adapters train" then holds literally. ``train_logit_scale=True`` u
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass
 from typing import Optional, Sequence, Union
@@ -174,6 +175,7 @@ class LoraCLIP(ClipVideoStudent):
         # the student then adopts the adapted modules (keys: CLIP's, with peft's in the middle).
         get_peft_model(model, config)
         super().__init__(model, None, num_frames, tokenizer=tokenizer or default_tokenizer)
+        self.clip_weights = None if pretrained is None else os.fspath(pretrained)
         self.logit_scale.requires_grad_(settings.train_logit_scale)
         self.settings = settings
         self.merged = False

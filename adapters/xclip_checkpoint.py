@@ -36,7 +36,6 @@ from typing import Mapping, Union
 import torch
 import torch.nn as nn
 
-from froster.clip_loading import load_state_dict_checked, read_state_dict
 
 
 __all__ = ["XCLIP_KEY_MAP", "from_xclip_keys", "to_xclip_keys", "load_xclip_checkpoint", "save_xclip_checkpoint"]
@@ -89,16 +88,27 @@ def to_xclip_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {_rename(k, _BACKWARD): v for k, v in state.items()}
 
 
-def load_xclip_checkpoint(student: nn.Module, path: Union[str, os.PathLike], strict: bool = True, weights_only: bool = True):
+def load_xclip_checkpoint(
+    student: nn.Module,
+    path: Union[str, os.PathLike],
+    strict: bool = True,
+    weights_only: bool = True,
+    *,
+    allow_activation_mismatch: bool = False,
+):
     """Load a checkpoint in X-CLIP's layout into an ``xclip`` student.
 
+    :func:`froster.adapters.checkpoints.load_student_checkpoint` with ``layout="xclip"``.
+
     Args:
-        student: The :class:`~froster.adapters.xclip.XCLIP` student (same CLIP, layers, frames).
+        student: The :class:`~froster.adapters.xclip.XCLIP` student (same CLIP, layers, frames),
+            built with QuickGELU like X-CLIP's CLIP (``activation="quick_gelu"``).
         path: ``{"model": state_dict, ...}`` as X-CLIP saves it, or a flat state dict whose keys
             may carry a ``model.`` or ``module.`` prefix.
         strict: Refuse missing or unexpected keys; shape mismatches are always refused.
-        weights_only: Passed to ``torch.load``. The released files also pickle X-CLIP's yacs
-            config, which needs ``False``; only do that for files you trust.
+        weights_only: Passed to ``torch.load``; the yacs config X-CLIP pickles beside the weights
+            is read as inert data either way.
+        allow_activation_mismatch: Load into a student built with exact GELU anyway.
 
     Returns:
         The ``(missing, unexpected)`` key lists, in the student's names (empty when ``strict``).
@@ -106,8 +116,12 @@ def load_xclip_checkpoint(student: nn.Module, path: Union[str, os.PathLike], str
     Raises:
         ValueError: naming the differing keys and shapes, before anything is loaded.
     """
-    state = from_xclip_keys(read_state_dict(path, weights_only=weights_only))
-    return load_state_dict_checked(student, state, strict=strict, source=f"X-CLIP checkpoint {os.fspath(path)!r}")
+    from froster.adapters.checkpoints import load_student_checkpoint
+
+    report = load_student_checkpoint(
+        student, path, layout="xclip", strict=strict, weights_only=weights_only, allow_activation_mismatch=allow_activation_mismatch
+    )
+    return report.missing, report.unexpected
 
 
 def save_xclip_checkpoint(student: nn.Module, path: Union[str, os.PathLike]) -> None:

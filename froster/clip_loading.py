@@ -143,9 +143,11 @@ def create_open_clip(
     *,
     precision: str = "fp32",
     device: Union[str, torch.device] = "cpu",
+    activation: str = "auto",
+    allow_activation_mismatch: bool = False,
     **model_overrides,
 ) -> tuple[nn.Module, Any]:
-    """Build an open_clip model and its tokenizer.
+    """Build an open_clip model and its tokenizer, with the MLP activation its weights were trained with.
 
     Args:
         clip: An open_clip model name (``"ViT-B-16"``) or a model the caller already built.
@@ -153,29 +155,49 @@ def create_open_clip(
             in any layout understood by :func:`read_state_dict`. ``None`` keeps random weights.
         precision: open_clip precision string (``"fp32"``, ``"bf16"``, ``"fp16"``, ...).
         device: Where to put the model.
+        activation: ``"auto"`` builds the activation the weights were trained with when they say
+            (OpenAI's weights: QuickGELU, see :mod:`froster.clip_activation`), else the model
+            name's; ``"quick_gelu"`` or ``"gelu"`` ask for one.
+        allow_activation_mismatch: Build (or load into ``clip``) what was asked even where the
+            weights were trained with the other activation.
         **model_overrides: open_clip config overrides (``embed_dim``, ``vision_cfg``,
-            ``text_cfg``), e.g. to build tiny models in tests.
+            ``text_cfg``), e.g. to build tiny models in tests. open_clip's own ``quick_gelu=``
+            is understood as ``activation=``.
 
     Returns:
         ``(model, tokenizer)``; the tokenizer is ``None`` when ``clip`` is a model instance whose
         name is unknown.
+
+    Raises:
+        ActivationMismatchError: The weights were trained with the other activation than the
+            one asked for (or than ``clip``'s), unless ``allow_activation_mismatch``.
     """
     import open_clip
 
+    from froster import clip_activation as A
+
+    activation = _activation_argument(activation, model_overrides.pop("quick_gelu", None))
     if isinstance(clip, nn.Module):
         if pretrained is not None:
+            A.check_loaded_activation(
+                clip, A.weights_activation(None, pretrained), os.fspath(pretrained), allow_mismatch=allow_activation_mismatch
+            )
             load_state_dict_checked(clip, read_state_dict(pretrained), source=str(pretrained))
         return clip, None
     if not isinstance(clip, str):
         raise TypeError(f"clip must be an open_clip model name or an nn.Module, got {type(clip).__name__}")
     if clip not in open_clip.list_models():
         raise ValueError(f"clip={clip!r} is not an open_clip model name; e.g. ViT-B-32, ViT-B-16, ViT-L-14")
+    built = A.resolve_activation(clip, pretrained, activation, allow_mismatch=allow_activation_mismatch)
     from_file = is_weights_file(pretrained)
     model = open_clip.create_model(
         clip,
         pretrained=None if from_file else pretrained,
         precision=precision,
         device=device,
+        # force_quick_gelu sets the config open_clip compares with the tag's, so no false warning.
+        force_quick_gelu=built == A.QUICK_GELU,
+        **({"quick_gelu": False} if built == A.GELU else {}),
         **model_overrides,
     )
     if from_file:
@@ -183,6 +205,18 @@ def create_open_clip(
         load_state_dict_checked(model, state, source=os.fspath(pretrained))
     tokenizer = open_clip.get_tokenizer(clip, context_length=getattr(model, "context_length", None))
     return model, tokenizer
+
+
+def _activation_argument(activation: str, quick_gelu: Optional[bool]) -> str:
+    from froster.clip_activation import GELU, QUICK_GELU, check_activation_name
+
+    check_activation_name(activation)
+    if quick_gelu is None:
+        return activation
+    from_flag = QUICK_GELU if quick_gelu else GELU
+    if activation not in ("auto", from_flag):
+        raise ValueError(f"quick_gelu={quick_gelu} contradicts activation={activation!r}; pass one of them")
+    return from_flag
 
 
 def clip_embed_dim(model: nn.Module) -> int:

@@ -94,6 +94,28 @@ class ResidualDistiller(nn.Module):
         # Tokenizing K prompts costs milliseconds on the host every step; the prompt sets repeat.
         self._student_tokens = TextFeatureCache()
 
+    def load_projectors(self, source) -> None:
+        """Restore the residual projectors of a released FROSTER checkpoint.
+
+        Args:
+            source: ``student.checkpoint_report`` of a student built with ``checkpoint=`` (or a
+                :class:`~froster.adapters.checkpoints.CheckpointReport`), or its
+                ``projector_state`` dict (``video_projector.fc1.weight``, ...).
+
+        Raises:
+            ValueError: The state names no projector, names one this distiller does not have, or
+                holds weights of another shape.
+        """
+        state = getattr(source, "projector_state", source)
+        if not state:
+            raise ValueError("no projector weights to load (the checkpoint carries none: Open-VCLIP's files have no projectors)")
+        own = {k: v for k, v in self.state_dict().items() if k.startswith(("video_projector.", "text_projector."))}
+        unknown = sorted(set(state) - set(own))
+        shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
+        if unknown or shapes:
+            raise ValueError(f"projector weights do not fit this distiller: unknown {unknown}, shape mismatch {shapes}")
+        self.load_state_dict(dict(state), strict=False)
+
     # -- module plumbing -------------------------------------------------------------------------
 
     def _apply(self, fn, recurse: bool = True):

@@ -59,3 +59,43 @@ def tiny_build_kwargs(name: str, num_frames: int = 4, *, image_size: int = TINY_
         kwargs = {**tiny_student_kwargs(num_frames, image_size=image_size), **(extra or {})}
     kwargs.update(options)
     return kwargs
+
+
+class _OpenAIArchiveModule(torch.nn.Module):
+    """CLIP as OpenAI's archives hold it: CLIP's weights at the top level plus three hyper-parameter entries."""
+
+    def __init__(self, clip: torch.nn.Module, image_size: int, context_length: int, vocab_size: int):
+        super().__init__()
+        for name, child in clip.named_children():
+            self.add_module(name, child)
+        for name, param in clip.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        for name, buffer in clip.named_buffers(recurse=False):
+            self.register_buffer(name, buffer, persistent=name not in clip._non_persistent_buffers_set)
+        self._clip = [clip]  # a list keeps it out of the module tree and the state dict
+        self.register_buffer("input_resolution", torch.tensor(image_size))
+        self.register_buffer("context_length", torch.tensor(context_length))
+        self.register_buffer("vocab_size", torch.tensor(vocab_size))
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        clip = self._clip[0]
+        image_features = torch.nn.functional.normalize(clip.encode_image(image), dim=-1)
+        text_features = torch.nn.functional.normalize(clip.encode_text(text), dim=-1)
+        return clip.logit_scale.exp() * image_features @ text_features.t()  # (N, K)
+
+
+def write_openai_archive(path, clip: torch.nn.Module, tokenizer) -> None:
+    """Save ``clip`` as OpenAI published CLIP: a TorchScript archive of the model traced on (image, text).
+
+    The archive's state dict is CLIP's, plus ``input_resolution``, ``context_length`` and
+    ``vocab_size``; its code declares the MLP activation class (``QuickGELU`` for OpenAI's models).
+    """
+    import warnings
+
+    size = int(clip.visual.image_size[0])
+    archive = _OpenAIArchiveModule(clip, size, int(clip.context_length), int(clip.vocab_size)).eval()
+    inputs = (torch.zeros(1, 3, size, size), tokenizer(["a photo"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings of torch.jit
+        traced = torch.jit.trace(archive, inputs, strict=False, check_trace=False)
+        torch.jit.save(traced, str(path))

@@ -15,6 +15,7 @@ from froster.training.configs import RunConfig, StudentConfig, TeacherConfig
 
 PathLike = Union[str, os.PathLike]
 STUDENT_PREFIX = "student."
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".pyth", ".bin", ".safetensors")
 
 
 def build_student(config: StudentConfig, num_frames: int, *, pretrained: bool = True, seed: Optional[int] = None) -> nn.Module:
@@ -35,6 +36,8 @@ def build_student(config: StudentConfig, num_frames: int, *, pretrained: bool = 
         clip=config.clip,
         pretrained=config.pretrained if pretrained else None,
         num_frames=num_frames,
+        # Without the weights, the activation they were trained with must still be built.
+        activation=config.activation if pretrained else config_activation(config),
         **config.options,
         **config.clip_overrides,
     )
@@ -45,7 +48,44 @@ def build_teacher(config: TeacherConfig, device: Union[str, torch.device] = "cpu
     from froster.teachers import OpenCLIPTeacher
 
     return OpenCLIPTeacher.from_pretrained(
-        config.clip, config.pretrained, precision=config.precision, device=device, **config.clip_overrides
+        config.clip, config.pretrained, precision=config.precision, device=device, activation=config.activation,
+        **config.clip_overrides,
+    )
+
+
+def config_activation(config: Union[StudentConfig, TeacherConfig]) -> str:
+    """The activation a student or teacher config builds: its own, or what its weights were trained with.
+
+    Raises:
+        ValueError: ``activation="auto"`` with a ``pretrained`` file that is not here, so the
+            weights cannot say.
+    """
+    from froster.clip_activation import AUTO, resolve_activation
+
+    if config.activation != AUTO:
+        return config.activation
+    pretrained = config.pretrained
+    looks_like_file = pretrained is not None and (os.sep in pretrained or os.path.splitext(pretrained)[1] in _WEIGHT_SUFFIXES)
+    if looks_like_file and not os.path.isfile(pretrained):
+        raise ValueError(
+            f"activation='auto' follows the weights, but pretrained={pretrained!r} is not here to say which "
+            "activation they were trained with; set activation='quick_gelu' (OpenAI-derived weights) or 'gelu'"
+        )
+    return resolve_activation(config.clip, pretrained, AUTO)
+
+
+def with_resolved_activations(config: RunConfig) -> RunConfig:
+    """``config`` with ``activation="auto"`` of the student and the teacher replaced by what it builds.
+
+    Runs store this config with their weights, so that rebuilding the student for evaluation,
+    without its ``pretrained`` weights, builds the activation it was trained with.
+    """
+    import dataclasses
+
+    return dataclasses.replace(
+        config,
+        student=dataclasses.replace(config.student, activation=config_activation(config.student)),
+        teacher=dataclasses.replace(config.teacher, activation=config_activation(config.teacher)),
     )
 
 
@@ -70,7 +110,9 @@ def original_clip_state(config: RunConfig) -> dict[str, torch.Tensor]:
     built them.
     """
     torch.manual_seed(config.train.seed)
-    model, _ = create_open_clip(config.student.clip, config.student.pretrained, **config.student.clip_overrides)
+    model, _ = create_open_clip(
+        config.student.clip, config.student.pretrained, activation=config.student.activation, **config.student.clip_overrides
+    )
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
@@ -155,10 +197,12 @@ __all__ = [
     "build_distiller",
     "build_student",
     "build_teacher",
+    "config_activation",
     "config_from_weights_metadata",
     "load_trained_student",
     "original_clip_state",
     "set_grad_checkpointing",
     "split_student_state",
     "stored_run_config",
+    "with_resolved_activations",
 ]

@@ -86,6 +86,9 @@ class StudentConfig:
         clip: open_clip model name the student starts from.
         pretrained: open_clip tag (``"openai"``, downloaded where a network exists), a local
             weights file, or ``None`` for random weights.
+        activation: CLIP's MLP activation: ``"quick_gelu"`` (OpenAI's CLIP and every model
+            fine-tuned from it), ``"gelu"``, or ``"auto"`` (what ``pretrained`` was trained with,
+            see :mod:`froster.clip_activation`; the run records the resolved one).
         options: Extra keyword arguments of the student's builder (e.g. ``clip_ends`` of vclip).
         clip_overrides: open_clip config overrides (tiny models in tests).
     """
@@ -93,6 +96,7 @@ class StudentConfig:
     name: str = "vclip"
     clip: str = "ViT-B-16"
     pretrained: Optional[str] = "openai"
+    activation: Literal["auto", "quick_gelu", "gelu"] = "auto"
     options: dict[str, Any] = field(default_factory=dict)
     clip_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -104,12 +108,14 @@ class TeacherConfig:
     Attributes:
         clip: open_clip model name.
         pretrained: open_clip tag, local weights file, or ``None`` (random; tests only).
+        activation: CLIP's MLP activation, as for the student.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``; the teacher only runs forward.
         clip_overrides: open_clip config overrides.
     """
 
     clip: str = "ViT-B-16"
     pretrained: Optional[str] = "openai"
+    activation: Literal["auto", "quick_gelu", "gelu"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     clip_overrides: dict[str, Any] = field(default_factory=dict)
 

@@ -29,7 +29,7 @@ from froster.clip_loading import load_state_dict_checked
 from froster.text import ALL_TEMPLATES, apply_template, sample_template_index
 from froster.training import checkpoint as C
 from froster.training.averaging import EpochAverager, patch_weights
-from froster.training.build import build_distiller, original_clip_state, set_grad_checkpointing
+from froster.training.build import build_distiller, original_clip_state, set_grad_checkpointing, with_resolved_activations
 from froster.training.configs import RunConfig
 from froster.training.data import class_prompt_texts, prepare_synthetic, train_dataset, train_loader, with_synthetic_defaults
 from froster.training.optim import WarmupCosineSchedule, build_optimizer, clip_grad_norm
@@ -47,6 +47,7 @@ class Trainer:
     def __init__(self, config: RunConfig, info: Optional[D.DistInfo] = None):
         self.info = info or D.init_distributed(config.train.device)
         config = dataclasses.replace(config, data=with_synthetic_defaults(config.data))
+        config = with_resolved_activations(config)  # recorded with the weights: rebuilt without them later
         self.config, cfg = config, config
         self.out = Path(cfg.train.output_dir)
         if self.info.is_main:

@@ -22,9 +22,10 @@ from .conftest import build_tiny
 T = 2
 
 
-def _tiny_clip(seed: int, **overrides) -> nn.Module:
+def _tiny_clip(seed: int, activation: str = "quick_gelu", **overrides) -> nn.Module:
+    # QuickGELU: every released layout was fine-tuned from OpenAI's CLIP.
     torch.manual_seed(seed)
-    return create_open_clip(TINY_CLIP_NAME, **tiny_clip_overrides(**overrides))[0].eval()
+    return create_open_clip(TINY_CLIP_NAME, activation=activation, **tiny_clip_overrides(**overrides))[0].eval()
 
 
 def _outputs(student: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,7 @@ VISION_WIDTH, LAYERS, EMBED_DIM = 64, 2, 32  # the tiny CLIP
 
 def _student(seed: int = 0, **options):
     torch.manual_seed(seed)
+    options.setdefault("activation", "quick_gelu")  # X-CLIP's CLIP is OpenAI's
     return build_student("xclip", **tiny_student_kwargs(num_frames=T), **options).eval()
 
 
@@ -146,7 +147,7 @@ def test_xclip_checkpoint_errors_name_the_keys(tmp_path):
     missing, _ = load_xclip_checkpoint(_student(), path, strict=False)
     assert missing == ["prompt_generator.alpha"]
     with pytest.raises(ValueError, match="mit.position_embedding"):  # built for another frame count
-        load_xclip_checkpoint(build_student("xclip", **tiny_student_kwargs(num_frames=T + 1)), path, strict=False)
+        load_xclip_checkpoint(build_student("xclip", **tiny_student_kwargs(num_frames=T + 1), activation="quick_gelu"), path, strict=False)
 
 
 def test_checkpointed_blocks_give_the_same_frames_and_gradients():
