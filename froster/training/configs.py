@@ -54,7 +54,8 @@ class DataConfig:
         image_size: Side of the square crop.
         short_side: Inclusive range of the training short-side scale jitter.
         num_test_clips: Temporal views at test time (the paper: 3).
-        backend: Decoder, ``"pytorchvideo"`` or ``"pyav"``.
+        backend: Decoder: ``"auto"`` (torchcodec where it works, else PyAV), ``"torchcodec"``,
+            ``"pyav"`` or ``"pytorchvideo"`` (:mod:`froster.data.decoding`).
         batch_size: Videos per step *per process*.
         num_workers: DataLoader worker processes per process.
         synthetic: When set, synthetic videos are written under ``root`` (if missing) and used.
@@ -71,7 +72,7 @@ class DataConfig:
     image_size: int = 224
     short_side: tuple[int, int] = (224, 256)
     num_test_clips: int = 3
-    backend: Literal["pytorchvideo", "pyav"] = "pyav"
+    backend: Literal["auto", "torchcodec", "pyav", "pytorchvideo"] = "auto"
     batch_size: int = 8
     num_workers: int = 4
     synthetic: Optional[SyntheticConfig] = None
