@@ -65,6 +65,7 @@ loaded with CLIP's names as they are.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Optional, Union
@@ -140,8 +141,15 @@ class CheckpointReport:
     pixel_std: tuple[float, float, float] = CLIP_PIXEL_STD
 
 
-class _InertConfig(dict):
-    """Stands in for ``yacs.config.CfgNode`` when a checkpoint is unpickled: plain data, no code."""
+class _InertConfig:
+    """Stands in for ``yacs.config.CfgNode`` when a checkpoint is unpickled: becomes a plain OrderedDict.
+
+    torch's ``weights_only`` unpickler fills only (ordered) dicts, and sets the attributes a
+    pickled dict subclass carries on an ``OrderedDict``'s ``__dict__``; no method of yacs runs.
+    """
+
+    def __new__(cls, *args: object) -> "OrderedDict[str, object]":  # type: ignore[misc]
+        return OrderedDict()
 
 
 @contextmanager

@@ -125,51 +125,6 @@ def test_open_vclip_checkpoint_without_projectors(tmp_path):
     _assert_same_outputs(student, VCLIP(source, num_frames=T))
 
 
-class _Config:
-    """Stands in for the config object ViFi-CLIP pickles into its checkpoints."""
-
-
-def _vificlip_state(tuned: nn.Module, with_ctx: bool = False) -> dict[str, torch.Tensor]:
-    state = {}
-    for key, value in tuned.state_dict().items():
-        if key.startswith("visual."):
-            state["model.image_encoder." + key[len("visual."):]] = value
-        elif key == "logit_scale":
-            state["model.logit_scale"] = value
-        elif key != "token_embedding.weight":  # ViFi-CLIP keeps no token embedding
-            state["model.text_encoder." + key] = value
-    state["model.prompt_learner.token_prefix"] = torch.randn(5, 1, 64)
-    state["model.prompt_learner.token_suffix"] = torch.randn(5, 15, 64)
-    if with_ctx:
-        state["model.prompt_learner.ctx"] = torch.randn(4, 64)
-    return state
-
-
-def test_vificlip_checkpoint_converts_to_clip_keys(tmp_path):
-    base = _tiny_clip(seed=1)
-    tuned = _tiny_clip(seed=3)
-    tuned.token_embedding.weight.data.copy_(base.token_embedding.weight)  # frozen in ViFi-CLIP
-    path = tmp_path / "vificlip.pth"
-    torch.save({"model": _vificlip_state(tuned), "epoch": 10, "config": _Config()}, path)
-
-    student = ViFiCLIP(_tiny_clip(seed=1), num_frames=T)
-    with pytest.raises(ValueError, match="weights_only"):
-        load_student_checkpoint(student, path)
-    report = load_student_checkpoint(student, path, weights_only=False)
-    assert report.layout == "vificlip" and report.kept == ["token_embedding.weight"]
-    assert sorted(report.ignored) == ["model.prompt_learner.token_prefix", "model.prompt_learner.token_suffix"]
-    _assert_same_outputs(student, ViFiCLIP(tuned, num_frames=T))
-
-
-def test_vificlip_learned_prompts_are_unexpected(tmp_path):
-    torch.save(_vificlip_state(_tiny_clip(seed=3), with_ctx=True), tmp_path / "vl.pth")
-    student = ViFiCLIP(_tiny_clip(seed=1), num_frames=T)
-    with pytest.raises(ValueError, match="prompt_learner.ctx"):
-        load_student_checkpoint(student, tmp_path / "vl.pth")
-    report = load_student_checkpoint(student, tmp_path / "vl.pth", strict=False)
-    assert report.unexpected == ["model.prompt_learner.ctx"]
-
-
 def test_wrong_architecture_names_keys_and_shapes(tmp_path):
     torch.save(_tiny_clip(seed=1, width=96).state_dict(), tmp_path / "wide.pt")
     student = VCLIP(_tiny_clip(seed=2), num_frames=T)
@@ -192,6 +147,8 @@ def test_layout_detection():
     assert detect_layout({f"model.{k}": v for k, v in clip_keys.items()}) == "froster"
     assert detect_layout({"model.image_encoder.conv1.weight": torch.zeros(1)}) == "vificlip"
     assert detect_layout({"image_encoder.conv1.weight": torch.zeros(1)}) == "vificlip"
+    assert detect_layout({"visual.transformer.resblocks.0.message_fc.weight": torch.zeros(1)}) == "xclip"
+    assert detect_layout({"prompts_generator.alpha": torch.zeros(1), "visual.proj": torch.zeros(1)}) == "xclip"
     with pytest.raises(ValueError, match="layout"):
         detect_layout({"backbone.weight": torch.zeros(1)})
 
