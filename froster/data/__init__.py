@@ -1,22 +1,24 @@
 """Video data for FROSTER: split files, class names, frame sampling, decoding, transforms.
 
-Importing this package imports only torch; torchvision, PyAV and pytorchvideo are imported by the
-functions and classes that use them (install them with ``pip install froster-distill[video]``).
+Importing this package imports only torch; torchvision, torchcodec, PyAV and pytorchvideo are
+imported by the functions and classes that use them (``pip install froster-distill[video]``).
 """
 from froster.data.annotations import MissingVideosError, SplitFileError, VideoRecord, read_split, write_split
 from froster.data.classes import class_texts, read_class_names, read_descriptions, write_class_names
 from froster.data.dataset import CorruptVideoWarning, VideoDataConfig, VideoDataset, collate_skip_none
-from froster.data.decoding import CorruptVideoError, read_frames
+from froster.data.decoding import BACKENDS, CorruptVideoError, DecoderFallbackWarning, read_frames, resolve_backend
 from froster.data.sampler import EvalDistributedSampler
 from froster.data.sampling import FrameSampler, dense_indices, uniform_indices
 from froster.data.synthetic import SyntheticDataset, write_corrupt_video, write_synthetic_dataset
 from froster.data.transforms import CLIP_MEAN, CLIP_STD, TestTransform, TrainTransform
 
 __all__ = [
+    "BACKENDS",
     "CLIP_MEAN",
     "CLIP_STD",
     "CorruptVideoError",
     "CorruptVideoWarning",
+    "DecoderFallbackWarning",
     "EvalDistributedSampler",
     "FrameSampler",
     "MissingVideosError",
@@ -34,6 +36,7 @@ __all__ = [
     "read_descriptions",
     "read_frames",
     "read_split",
+    "resolve_backend",
     "uniform_indices",
     "write_class_names",
     "write_corrupt_video",

@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from froster.data.annotations import VideoRecord, read_split
 from froster.data.classes import read_class_names
-from froster.data.decoding import CorruptVideoError, read_frames
+from froster.data.decoding import DEFAULT_BACKEND, CorruptVideoError, read_frames, resolve_backend
 from froster.data.sampling import FrameSampler
 from froster.data.transforms import TestTransform, TrainTransform
 
@@ -64,7 +64,8 @@ class VideoDataConfig:
         train_short_side: Inclusive range of the random short side in training.
         test_short_side: Short side before the centre crop at test time.
         hflip: Random horizontal flips in training.
-        backend: Decoder, ``"pytorchvideo"`` or ``"pyav"`` (see :mod:`froster.data.decoding`).
+        backend: Decoder: ``"auto"`` (torchcodec where it works, else PyAV), ``"torchcodec"``,
+            ``"pyav"`` or ``"pytorchvideo"`` (see :mod:`froster.data.decoding`).
         on_missing: ``"error"``, ``"skip"`` or ``"ignore"`` for videos listed but absent (see
             :func:`froster.data.annotations.read_split`).
     """
@@ -76,7 +77,7 @@ class VideoDataConfig:
     train_short_side: tuple[int, int] = (224, 256)
     test_short_side: int = 224
     hflip: bool = True
-    backend: str = "pytorchvideo"
+    backend: str = DEFAULT_BACKEND
     on_missing: str = "error"
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +126,8 @@ class VideoDataset(Dataset):
         self.class_names = list(class_names) if class_names is not None else None
         self.split_file = Path(split_file)
         self.train = train
+        # Resolved once here, so that "auto" warns at most once and every worker uses one decoder.
+        self.backend = resolve_backend(self.config.backend)
         self.records: list[VideoRecord] = read_split(
             split_file, root,
             num_classes=len(self.class_names) if self.class_names is not None else None,
@@ -156,7 +159,7 @@ class VideoDataset(Dataset):
     def __getitem__(self, index: int) -> Optional[dict[str, Any]]:
         record = self.records[index]
         try:
-            frames = read_frames(record.path, self._indices, backend=self.config.backend)  # (V, T, 3, H, W)
+            frames = read_frames(record.path, self._indices, backend=self.backend)  # (V, T, 3, H, W)
         except CorruptVideoError as error:
             warnings.warn(
                 f"skipping unreadable video (line {record.line} of {self.split_file.name}): {error}",

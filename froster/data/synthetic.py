@@ -45,8 +45,13 @@ class SyntheticDataset(NamedTuple):
     class_names_file: Path
 
 
+# Lossless RGB encoders and their default options: decoded frames equal the encoded ones exactly.
+# libx264rgb with qp 0 keeps inter prediction (P-frames), so seeking is exercised too.
+LOSSLESS = {"libx264rgb": {"qp": "0", "g": "6", "preset": "medium"}, "ffv1": {"g": "6"}}
+
+
 def _pix_fmt(codec: str) -> str:
-    return "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    return {"mjpeg": "yuvj420p", "libx264rgb": "rgb24", "ffv1": "bgr0"}.get(codec, "yuv420p")
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,7 +75,12 @@ def pick_codec(preference: Sequence[str] = CODEC_PREFERENCE) -> str:
 
 
 def write_video(
-    path: PathLike, frames: np.ndarray, fps: int = 8, codec: Optional[str] = None, container_format: str = "mp4"
+    path: PathLike,
+    frames: np.ndarray,
+    fps: int = 8,
+    codec: Optional[str] = None,
+    container_format: str = "mp4",
+    options: Optional[dict[str, str]] = None,
 ) -> Path:
     """Encode RGB frames as a video file.
 
@@ -78,8 +88,11 @@ def write_video(
         path: The file to write.
         frames: uint8 ``(T, H, W, 3)`` RGB frames; H and W must be even (4:2:0 chroma).
         fps: Frame rate.
-        codec: Encoder name; :func:`pick_codec` chooses when None.
+        codec: Encoder name; :func:`pick_codec` chooses when None. ``"libx264rgb"`` and ``"ffv1"``
+            encode losslessly in RGB (see :data:`LOSSLESS`).
         container_format: FFmpeg muxer name: ``"mp4"``, ``"matroska"``, ``"avi"``, ...
+        options: Encoder options replacing the defaults, e.g. ``{"g": "30", "bf": "2"}`` for a
+            keyframe every 30 frames and up to two B-frames with libx264.
 
     Returns:
         The path written.
@@ -98,9 +111,13 @@ def write_video(
     with av.open(os.fspath(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, _pix_fmt(codec)
-        if codec == "libx264":
+        if options is not None:
+            stream.options = dict(options)
+        elif codec == "libx264":
             # Near-lossless: keeps the class colours intact through 4:2:0 at tiny sizes.
             stream.options = {"crf": "10", "preset": "ultrafast"}
+        elif codec in LOSSLESS:
+            stream.options = dict(LOSSLESS[codec])
         else:
             stream.options = {"qscale": "2"}
         for array in frames:

@@ -1,6 +1,7 @@
 """VideoDataset items, and unreadable videos skipped and counted through a real DataLoader."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import warnings
@@ -55,11 +56,25 @@ def test_test_item_has_view_axis_and_is_deterministic(synthetic, sampling):
 
 
 def test_backends_give_the_same_items(synthetic):
+    backends = ["pytorchvideo", "pyav"] + (["torchcodec"] if importlib.util.find_spec("torchcodec") else [])
     items = [
         _dataset(synthetic, train=False, config=VideoDataConfig(**{**CONFIG.to_dict(), "backend": b}))[2]["video"]
-        for b in ("pytorchvideo", "pyav")
+        for b in backends
     ]
-    torch.testing.assert_close(items[0], items[1])
+    for backend, item in zip(backends[1:], items[1:]):
+        assert torch.equal(item, items[0]), backend
+
+
+def test_the_default_backend_is_auto_everywhere(synthetic):
+    """VideoDataset, the run config and every shipped recipe decode with "auto" unless told."""
+    from froster.recipes import list_recipes, recipe_dict
+    from froster.training.configs import DataConfig
+
+    assert VideoDataConfig().backend == DataConfig().backend == "auto"
+    for name in list_recipes():
+        assert recipe_dict(name)["data"].get("backend", "auto") == "auto", name
+    dataset = _dataset(synthetic, train=False, config=VideoDataConfig(**{**CONFIG.to_dict(), "backend": "auto"}))
+    assert dataset.backend == ("torchcodec" if importlib.util.find_spec("torchcodec") else "pyav")
 
 
 def _split_with_corrupt_videos(synthetic, tmp_path):
