@@ -22,9 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from froster.data.textfiles import DataFileError, numbered_lines
+
 PathLike = Union[str, os.PathLike]
 
 ON_MISSING = ("error", "skip", "ignore")
+# What a user can do about missing videos, from the command line and from Python.
+_MISSING_HINT = (
+    "(write a split of the videos that are there with `froster data check SPLIT --root ROOT --clean "
+    "NEW_SPLIT`, or in Python leave them out with VideoDataConfig(on_missing='skip'))"
+)
 # How many offending lines an error message lists before it summarises the rest.
 _MAX_LISTED = 20
 
@@ -44,8 +51,8 @@ class VideoRecord:
     line: int
 
 
-class SplitFileError(ValueError):
-    """A split file has malformed lines or labels out of range."""
+class SplitFileError(DataFileError):
+    """A split file is empty, not UTF-8, or has malformed lines or labels out of range."""
 
 
 class MissingVideosError(FileNotFoundError):
@@ -107,7 +114,8 @@ def read_split(
         The records in file order.
 
     Raises:
-        SplitFileError: Malformed lines or out-of-range labels, all listed with line numbers.
+        SplitFileError: Malformed lines or out-of-range labels, all listed with line numbers; no
+            line at all; bytes that are not UTF-8 (the line named).
         MissingVideosError: Missing videos when ``on_missing="error"``.
     """
     if on_missing not in ON_MISSING:
@@ -116,28 +124,28 @@ def read_split(
     root = Path(root) if root is not None else split_file.parent
     records: list[VideoRecord] = []
     problems: list[str] = []
-    seen_content = False
-    with open(split_file, encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
+    try:
+        lines = numbered_lines(split_file, "split file")
+    except DataFileError as error:
+        raise SplitFileError(str(error)) from None
+    for position, (number, line) in enumerate(lines):
+        path, field = _split_line(line)
+        label = _parse_int(field) if field is not None else None
+        if label is None:
+            if position == 0 and field is not None:  # a header such as `path,label`
                 continue
-            first, seen_content = not seen_content, True
-            path, field = _split_line(line)
-            label = _parse_int(field) if field is not None else None
-            if label is None:
-                if first and field is not None:  # a header such as `path,label`
-                    continue
-                problems.append(f"line {number}: expected 'path label' or 'path,label', got {line!r}")
-            elif not path:
-                problems.append(f"line {number}: empty path in {line!r}")
-            elif label < 0 or (num_classes is not None and label >= num_classes):
-                bound = f"[0, {num_classes})" if num_classes is not None else "non-negative"
-                problems.append(f"line {number}: label {label} is not {bound}")
-            else:
-                records.append(VideoRecord(os.path.join(root, path), label, number))
+            problems.append(f"line {number}: expected 'path label' or 'path,label', got {line!r}")
+        elif not path:
+            problems.append(f"line {number}: empty path in {line!r}")
+        elif label < 0 or (num_classes is not None and label >= num_classes):
+            bound = f"[0, {num_classes})" if num_classes is not None else "non-negative"
+            problems.append(f"line {number}: label {label} is not {bound}")
+        else:
+            records.append(VideoRecord(os.path.join(root, path), label, number))
     if problems:
         raise SplitFileError(f"{split_file}: {len(problems)} bad line(s):\n{_listing(problems)}")
+    if not records:
+        raise SplitFileError(f"{split_file}: no videos listed (expected 'path label' lines)")
     if on_missing == "ignore":
         return records
     missing = [r for r in records if not os.path.isfile(r.path)]
@@ -146,7 +154,7 @@ def read_split(
     listing = _listing([f"line {r.line}: {r.path}" for r in missing])
     message = f"{split_file}: {len(missing)} of {len(records)} listed video(s) not found under {root}:\n{listing}"
     if on_missing == "error":
-        raise MissingVideosError(message + "\n(pass on_missing='skip' to leave them out)", missing)
+        raise MissingVideosError(message + f"\n{_MISSING_HINT}", missing)
     warnings.warn(message + "\n(left out)", stacklevel=2)
     missing_lines = {r.line for r in missing}
     return [r for r in records if r.line not in missing_lines]

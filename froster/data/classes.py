@@ -6,10 +6,14 @@ Class-name files come in the shapes datasets ship:
 * ``id,name`` CSV lines with an optional ``id,name`` header (Kinetics' label CSVs);
 * ``id name`` lines (UCF101's ``classInd.txt``, whose ids start at 1).
 
-A file is read as ``id name`` only when *every* line starts with an integer followed by a comma or
-a space and the ids are exactly ``0..K-1`` or ``1..K`` (in any order); the names are then put in id
-order and 1-based ids become 0-based. Anything else is one name per line, so a class called
-``10 pin bowling`` in a plain list is still read as a name.
+A file is read as ``id,name`` (parsed as CSV, so quoted names may hold commas) when *every* line
+starts with an integer and a comma, or as ``id name`` when every line starts with an integer and
+a space, and only if the ids are exactly ``0..K-1`` or ``1..K`` (in any order); the names are then
+put in id order and 1-based ids become 0-based. Anything else is one name per line, so a class
+called ``10 pin bowling`` in a plain list is still read as a name. A name listed twice (ignoring
+case and runs of whitespace) is an error naming both lines; so is an empty file, and a file that is
+not UTF-8 (its first bad line named). :func:`parse_class_list` applies the same rules to a
+comma-separated list such as ``--classes "a,b,c"``.
 
 Descriptions JSON (the paper replaces class names by one-sentence descriptions written by an LLM)
 is either an object mapping every class name to its description::
@@ -26,15 +30,27 @@ non-empty string. Mismatches are reported all at once.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from froster.data.textfiles import DataFileError, numbered_lines, read_text
+
 PathLike = Union[str, os.PathLike]
 
-_ID_NAME = re.compile(r"^\s*(\d+)\s*[,\s]\s*(.*\S)\s*$")
+_ID_COMMA = re.compile(r"^\s*(\d+)\s*,")
+_ID_SPACE = re.compile(r"^\s*(\d+)\s+(\S.*)$")
+
+
+class ClassFileError(DataFileError):
+    """A class-name file that is empty, lists a name twice, or is not UTF-8."""
+
+
+class ClassListError(ValueError):
+    """A comma-separated list of class names with an empty or repeated name."""
 
 
 def read_class_names(path: PathLike) -> list[str]:
@@ -47,39 +63,87 @@ def read_class_names(path: PathLike) -> list[str]:
         The ``K`` names; ``names[i]`` is the class with label ``i``.
 
     Raises:
-        ValueError: An empty file or a name listed twice.
+        ClassFileError: An empty file, a name listed twice (both lines named; names are compared
+            ignoring case and runs of whitespace), or bytes that are not UTF-8 (line named).
     """
-    path = Path(path)
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line and not line.startswith("#")]
-    if lines and not _ID_NAME.match(lines[0]) and "," in lines[0]:
+    try:
+        lines = numbered_lines(path, "class-name file")
+    except DataFileError as error:
+        raise ClassFileError(str(error)) from None
+    if not lines:
+        raise ClassFileError(f"{path}: no class names (expected one name per line, or 'id,name' lines)")
+    if not _ID_COMMA.match(lines[0][1]) and "," in lines[0][1] and len(lines) > 1:
         # An `id,name` header is only a header if the rest of the file is `id,name` lines.
-        rest = lines[1:]
-        if rest and all(_ID_NAME.match(line) for line in rest):
-            lines = rest
-    names = _id_ordered(lines)
-    if names is None:
-        names = lines
-    if not names:
-        raise ValueError(f"{path}: no class names")
-    repeated = sorted({n for n in names if names.count(n) > 1})
+        if all(_ID_COMMA.match(text) for _, text in lines[1:]):
+            lines = lines[1:]
+    named = _id_ordered(lines)
+    if named is None:
+        named = lines
+    first_line: dict[str, int] = {}
+    repeated = []
+    for number, name in named:
+        if _key(name) in first_line:
+            repeated.append(f"{name!r} on line {number} (first on line {first_line[_key(name)]})")
+        first_line.setdefault(_key(name), number)
     if repeated:
-        raise ValueError(f"{path}: class name(s) listed more than once: {repeated}")
-    return names
+        raise ClassFileError(f"{path}: class name(s) listed more than once: " + "; ".join(repeated[:20]))
+    return [name for _, name in named]
 
 
-def _id_ordered(lines: Sequence[str]) -> Optional[list[str]]:
-    """Names in id order when every line is ``id name`` with ids ``0..K-1`` or ``1..K``, else None."""
-    matches = [_ID_NAME.match(line) for line in lines]
-    if not lines or not all(matches):
+def _id_ordered(lines: Sequence[tuple[int, str]]) -> Optional[list[tuple[int, str]]]:
+    """``(line, name)`` in id order when every line is ``id,name`` (CSV, quotes allowed) or
+    ``id name`` with ids ``0..K-1`` or ``1..K``; else None."""
+    if all(_ID_COMMA.match(text) for _, text in lines):
+        rows = [(number, next(csv.reader([text], skipinitialspace=True))) for number, text in lines]
+        parsed = [(int(row[0]), number, ",".join(row[1:]).strip()) for number, row in rows]
+    elif all(_ID_SPACE.match(text) for _, text in lines):
+        matches = [(number, _ID_SPACE.match(text)) for number, text in lines]
+        parsed = [(int(m.group(1)), number, m.group(2).strip()) for number, m in matches]
+    else:
         return None
-    by_id = {int(m.group(1)): m.group(2).strip() for m in matches}
-    if len(by_id) != len(lines):
+    if any(not name for _, _, name in parsed):
+        return None
+    by_id = {class_id: (number, name) for class_id, number, name in parsed}
+    if len(by_id) != len(parsed):
         return None
     for first in (0, 1):
-        if sorted(by_id) == list(range(first, first + len(lines))):
-            return [by_id[i] for i in range(first, first + len(lines))]
+        if sorted(by_id) == list(range(first, first + len(parsed))):
+            return [by_id[i] for i in range(first, first + len(parsed))]
     return None
+
+
+def parse_class_list(spec: str) -> list[str]:
+    """Class names from a class-name file or from a comma-separated list (``"a,b,c"``).
+
+    The list obeys the rules of a file: no empty names, no name twice (ignoring case and runs of
+    whitespace).
+
+    Raises:
+        ClassFileError: A bad class-name file (see :func:`read_class_names`).
+        ClassListError: An empty list, an empty entry or a repeated name in the list.
+        FileNotFoundError: ``spec`` looks like a file name (a path separator or a ``.txt``,
+            ``.csv`` or ``.json`` ending, no comma) but no such file exists.
+    """
+    if os.path.isfile(spec):
+        return read_class_names(spec)
+    looks_like_path = os.sep in spec or spec.lower().endswith((".txt", ".csv", ".json"))
+    if "," not in spec and looks_like_path:
+        raise FileNotFoundError(f"class-name file {spec!r} not found (or give the names as 'a,b,c')")
+    entries = [entry.strip() for entry in spec.split(",")]
+    if not any(entries):
+        raise ClassListError(f"no class names in {spec!r}; give them as 'a,b,c' or as a class-name file")
+    empty = [i for i, entry in enumerate(entries, start=1) if not entry]
+    if empty:
+        raise ClassListError(f"empty class name at position(s) {empty} of {spec!r}")
+    seen: dict[str, int] = {}
+    repeated = []
+    for position, name in enumerate(entries, start=1):
+        if _key(name) in seen:
+            repeated.append(f"{name!r} at position {position} (first at {seen[_key(name)]})")
+        seen.setdefault(_key(name), position)
+    if repeated:
+        raise ClassListError(f"class name(s) listed more than once in {spec!r}: " + "; ".join(repeated))
+    return entries
 
 
 def _key(name: str) -> str:
@@ -98,11 +162,14 @@ def read_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
 
     Raises:
         ValueError: Names missing from or unknown to the object, a list of the wrong length, or
-            entries that are not non-empty strings, all listed in one message.
+            entries that are not non-empty strings, all listed in one message; a
+            :class:`DataFileError` for a file that is not UTF-8 or not JSON (line named).
     """
     path = Path(path)
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
+    try:
+        data = json.loads(read_text(path, "descriptions file"))
+    except json.JSONDecodeError as error:
+        raise DataFileError(f"{path}: line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})") from None
     problems: list[str] = []
     absent: set[int] = set()  # classes already reported as missing
     if isinstance(data, dict):

@@ -65,15 +65,11 @@ def predict_file(
 
 
 def parse_classes(spec: str) -> list[str]:
-    """Class names from a comma-separated list or from a class-name file."""
-    if os.path.isfile(spec):
-        from froster.data.classes import read_class_names
+    """Class names from a comma-separated list or from a class-name file, under the same rules
+    (no empty or repeated names): :func:`froster.data.classes.parse_class_list`."""
+    from froster.data.classes import parse_class_list
 
-        return read_class_names(spec)
-    names = [name.strip() for name in spec.split(",") if name.strip()]
-    if not names:
-        raise ValueError(f"no class names in {spec!r}; pass --classes 'a,b,c' or a class-name file")
-    return names
+    return parse_class_list(spec)
 
 
 __all__ = ["parse_classes", "predict_file", "read_test_views"]

@@ -5,7 +5,15 @@ import json
 
 import pytest
 
-from froster.data.classes import class_texts, read_class_names, read_descriptions
+from froster.data.classes import (
+    ClassFileError,
+    ClassListError,
+    class_texts,
+    parse_class_list,
+    read_class_names,
+    read_descriptions,
+)
+from froster.data.textfiles import DataFileError
 
 
 @pytest.mark.parametrize(
@@ -29,14 +37,73 @@ def test_ids_that_are_not_a_range_are_read_as_names(tmp_path):
     assert read_class_names(path) == ["3 stooges", "7 dwarfs"]
 
 
-def test_repeated_and_empty_class_files_fail(tmp_path):
+def test_quoted_csv_names_keep_their_commas(tmp_path):
+    """Label CSVs quote names that hold commas (Something-Something's templates)."""
+    path = tmp_path / "labels.csv"
+    path.write_text('id,name\n1,"Pretending to pour something out of something, but something is empty"\n0,Tipping something over\n')
+    assert read_class_names(path) == [
+        "Tipping something over",
+        "Pretending to pour something out of something, but something is empty",
+    ]
+
+
+def test_repeated_and_empty_class_files_fail_naming_the_lines(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("a\nb\n\nA\n")
+    with pytest.raises(ClassFileError, match=r"more than once: 'A' on line 4 \(first on line 1\)"):
+        read_class_names(path)
+    path.write_text("id,name\n0,x\n1,y\n2,x\n")
+    with pytest.raises(ClassFileError, match=r"'x' on line 4 \(first on line 2\)"):
+        read_class_names(path)
+    for empty in ("", "\n \n", "# only a comment\n"):
+        path.write_text(empty)
+        with pytest.raises(ClassFileError, match="classes.txt: no class names"):
+            read_class_names(path)
+
+
+@pytest.mark.parametrize("reader", ["class names", "descriptions"])
+def test_files_that_are_not_utf8_name_the_file_and_the_line(tmp_path, reader):
+    path = tmp_path / "names.txt"
+    text = "abseiling\nair drumming\ncaf\u00e9 dancing\n" if reader == "class names" else '[\n"a",\n"caf\u00e9"\n]'
+    path.write_bytes(text.encode("latin-1"))
+    line = 3
+    with pytest.raises(DataFileError, match=rf"names.txt: line {line}, byte \d+: not UTF-8"):
+        if reader == "class names":
+            read_class_names(path)
+        else:
+            read_descriptions(path, ["x", "y"])
+    path.write_bytes(text.encode("utf-8"))  # the same text as UTF-8 reads
+    if reader == "class names":
+        assert read_class_names(path)[2] == "caf\u00e9 dancing"
+
+
+def test_broken_descriptions_json_names_the_line(tmp_path):
+    path = tmp_path / "descriptions.json"
+    path.write_text('{\n  "a": "x",\n  "b": "y"\n  "c": "z"\n}')
+    with pytest.raises(DataFileError, match="descriptions.json: line 4"):
+        read_descriptions(path, ["a", "b", "c"])
+
+
+def test_a_class_list_obeys_the_rules_of_a_class_file(tmp_path):
+    """--classes 'a,a,b' is refused as a file listing a twice is; a file works the same way."""
+    assert parse_class_list(" juggling, abseiling ,surfing") == ["juggling", "abseiling", "surfing"]
+    with pytest.raises(ClassListError, match=r"'a' at position 2 \(first at 1\)"):
+        parse_class_list("a,a,b")
+    with pytest.raises(ClassListError, match=r"'Air  Drumming' at position 3"):
+        parse_class_list("air drumming,b,Air  Drumming")
+    with pytest.raises(ClassListError, match=r"empty class name at position\(s\) \[2, 4\]"):
+        parse_class_list("a,,b,")
+    for nothing in ("", " ", ",", " , "):
+        with pytest.raises(ClassListError, match="no class names"):
+            parse_class_list(nothing)
+    with pytest.raises(FileNotFoundError, match="class-name file 'missing/classes.txt' not found"):
+        parse_class_list("missing/classes.txt")
     path = tmp_path / "classes.txt"
     path.write_text("a\nb\na\n")
-    with pytest.raises(ValueError, match="more than once"):
-        read_class_names(path)
-    path.write_text("\n")
-    with pytest.raises(ValueError, match="no class names"):
-        read_class_names(path)
+    with pytest.raises(ClassFileError, match="more than once"):
+        parse_class_list(str(path))
+    path.write_text("1 b\n0 a\n")
+    assert parse_class_list(str(path)) == ["a", "b"]
 
 
 NAMES = ["abseiling", "Air Drumming"]
