@@ -21,10 +21,10 @@ import sys
 from types import ModuleType
 from typing import Optional, Sequence
 
-from froster.cli import evaluate, predict, recipes, train
+from froster.cli import data, evaluate, predict, recipes, summarize, train
 from froster.training.overrides import ConfigError
 
-COMMANDS: tuple[ModuleType, ...] = (train, evaluate, predict, recipes)
+COMMANDS: tuple[ModuleType, ...] = (train, evaluate, predict, recipes, data, summarize)
 
 
 def build_parser() -> argparse.ArgumentParser:
