@@ -77,3 +77,36 @@ def test_ignore_does_not_look_at_the_file_system(tmp_path):
     assert len(read_split(split, on_missing="ignore")) == 1
     with pytest.raises(ValueError, match="on_missing"):
         read_split(split, on_missing="warn")
+
+
+def test_an_empty_split_is_an_error(tmp_path):
+    split = tmp_path / "train.txt"
+    for text in ("", "\n\n", "# nothing\n", "path,label\n"):
+        split.write_text(text)
+        with pytest.raises(SplitFileError, match="train.txt: no videos listed"):
+            read_split(split, on_missing="ignore")
+
+
+def test_a_split_that_is_not_utf8_names_the_file_and_the_line(tmp_path):
+    split = tmp_path / "train.txt"
+    split.write_bytes("a.mp4 0\nb.mp4 1\ncaf\u00e9.mp4 2\n".encode("latin-1"))
+    with pytest.raises(SplitFileError, match=r"train.txt: line 3, byte 4: not UTF-8"):
+        read_split(split, on_missing="ignore")
+
+
+def test_the_missing_videos_hint_names_only_things_that_exist(tmp_path):
+    """The hint names a command that parses and a VideoDataConfig field, never a key a run config lacks."""
+    import dataclasses
+
+    from froster.cli import build_parser
+    from froster.data import VideoDataConfig
+
+    split = write_split(tmp_path / "val.txt", [("gone.mp4", 0)])
+    with pytest.raises(MissingVideosError) as info:
+        read_split(split)
+    hint = str(info.value).splitlines()[-1]
+    assert "froster data check SPLIT --root ROOT --clean NEW_SPLIT" in hint
+    args = build_parser().parse_args(["data", "check", "SPLIT", "--root", "ROOT", "--clean", "NEW_SPLIT"])
+    assert (args.split, args.root, args.clean) == ("SPLIT", "ROOT", "NEW_SPLIT")
+    assert "VideoDataConfig(on_missing='skip')" in hint
+    assert "on_missing" in {f.name for f in dataclasses.fields(VideoDataConfig)}
