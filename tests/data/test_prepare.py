@@ -45,26 +45,6 @@ def class_file_of(split_file: str) -> str:
     return f"{folder}/classes.txt"
 
 
-@pytest.fixture(scope="session")
-def prepared(tmp_path_factory):
-    """Every dataset written in its official layout, then prepared into one ``out`` with the CLI."""
-    raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("prepared")
-    community = raw / "ViFi-CLIP"
-    truth, printed = {}, {}
-    for name in DATASETS:
-        truth[name] = layouts.WRITERS[name](raw / name, community)
-    for name in DATASETS:
-        import contextlib
-        import io
-
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            code = main(["data", "prepare", name, "--root", str(raw / name), "--out", str(out), "--splits", str(community)])
-        assert code == 0, buffer.getvalue()
-        printed[name] = buffer.getvalue()
-    return raw, out, truth, printed
-
-
 @pytest.mark.parametrize("name", DATASETS)
 def test_every_prepared_video_has_its_true_class(prepared, name):
     raw, out, truth, _ = prepared
