@@ -173,7 +173,7 @@ def to_markdown(summary: Summary) -> str:
     if summary.cross_dataset:
         datasets = _datasets(summary.cross_dataset, CROSS_DATASET_ORDER)
         header = ["method"] + [DISPLAY.get(d, d) for d in datasets] + ["splits"]
-        lines = ["## Cross-dataset (top-1 %, mean ± std over splits)", "",
+        lines = ["## Cross-dataset and other sets (top-1 %, mean ± std over splits)", "",
                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for label, cells in summary.cross_dataset.items():
             row = [label] + [_cell(cells[d]) if d in cells else "" for d in datasets]
