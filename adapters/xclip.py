@@ -14,9 +14,12 @@ What FROSTER distils, and what the head adds on top:
   text, as X-CLIP's head does, so both are trained by the classification loss.
 
 The prompt generator needs the video's patch tokens, which are not part of ``encode_video``'s
-output: ``encode_video`` keeps them (``visual_tokens``, (B, N, D), averaged over time) for the
-``classify`` call that follows on the same batch; ``classify(..., visual_tokens=...)`` takes
-them explicitly.
+output: :meth:`XCLIP.encode_video_for_head` returns them beside the frame features
+(``head_inputs["visual_tokens"]``, (B, N, D), averaged over time) and ``classify`` takes them as
+an argument. Nothing is kept between calls.
+
+X-CLIP's released recipe trains with the text tower frozen (its ``FIX_TEXT`` default):
+``freeze_text=True`` does the same, and caches the frozen text features per prompt set.
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from froster.clip_loading import PathLike
+from froster.protocols import VideoEncoding
 from froster.registry import register_student
+from froster.teachers.text_cache import TextFeatureCache, prompt_key
 
 from ._clip_video import ClipVideoStudent
 from .xclip_modules import CrossFrameBlock, MultiframeIntegration, VideoPromptGenerator
@@ -47,11 +52,10 @@ class XCLIP(ClipVideoStudent):
         mit_layers: Blocks of the multi-frame integration transformer.
         prompt_layers: Layers of the video prompt generator.
         prompt_alpha: Initial scale of the video prompts.
+        freeze_text: Freeze CLIP's text tower, as X-CLIP's released recipe does (``FIX_TEXT``);
+            its features are then cached per prompt set. The prompt generator still trains.
         tokenizer: Tokenizer override.
         **clip_overrides: open_clip config overrides (``embed_dim``, ``vision_cfg``, ...).
-
-    Attributes:
-        visual_tokens: (B, N, D) patch tokens of the last ``encode_video`` call, averaged over time.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class XCLIP(ClipVideoStudent):
         mit_layers: int = 1,
         prompt_layers: int = 2,
         prompt_alpha: float = 0.1,
+        freeze_text: bool = False,
         tokenizer=None,
         **clip_overrides,
     ):
@@ -77,25 +82,46 @@ class XCLIP(ClipVideoStudent):
         self.prompt_visual_ln = nn.LayerNorm(width)
         self.prompt_visual_proj = nn.Parameter(width**-0.5 * torch.randn(width, self.embed_dim))
         self.prompt_generator = VideoPromptGenerator(self.embed_dim, prompt_layers, prompt_alpha)
-        self.visual_tokens: Optional[torch.Tensor] = None
+        self.freeze_text = bool(freeze_text)
+        self._frozen_text = TextFeatureCache()
+        if self.freeze_text:
+            for name, param in self.named_parameters():
+                if self._is_text_parameter(name):
+                    param.requires_grad_(False)
 
-    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) -> per-frame features (B, T, D), frames talking through messages."""
+    @staticmethod
+    def _is_text_parameter(name: str) -> bool:
+        return name.startswith(("transformer.", "token_embedding.", "ln_final.", "text_projection", "positional_embedding", "text."))
+
+    def encode_video_for_head(self, video: torch.Tensor) -> VideoEncoding:
+        """(B, C, T, H, W) -> frame features (B, T, D) and the head's ``visual_tokens`` (B, N, D)."""
         batch = video.shape[0]
         x = self.embed_images(self.frames_to_images(video))  # (B*T, N+1, W)
         use_checkpoint = self.visual.transformer.grad_checkpointing and torch.is_grad_enabled()
         for block in self.vision_blocks:
             x = checkpoint(block, x, use_reentrant=False) if use_checkpoint else block(x)
         patches = self.prompt_visual_ln(x[:, 1:]) @ self.prompt_visual_proj  # (B*T, N, D)
-        self.visual_tokens = self.images_to_frames(patches, batch).mean(dim=1)  # (B, N, D)
-        return self.images_to_frames(self.pool_tokens(x), batch)  # (B, T, D)
+        visual_tokens = self.images_to_frames(patches, batch).mean(dim=1)  # (B, N, D)
+        frames = self.images_to_frames(self.pool_tokens(x), batch)  # (B, T, D)
+        return VideoEncoding(frames, {"visual_tokens": visual_tokens})
 
-    def video_text_features(self, text_features: torch.Tensor, visual_tokens: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Text features conditioned on each video: (K, D) -> (B, K, D), ``text + prompt(text, video)``."""
-        if visual_tokens is None:
-            visual_tokens = self.visual_tokens
-            if visual_tokens is None:
-                raise RuntimeError("xclip's head needs the video's visual tokens: call encode_video first or pass visual_tokens")
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> per-frame features (B, T, D), frames talking through messages."""
+        return self.encode_video_for_head(video).features
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """CLIP's text features (K, D); with ``freeze_text``, computed once per prompt set."""
+        if not self.freeze_text:
+            return super().encode_text(tokens)
+        device, dtype = tokens.device, self.logit_scale.dtype
+        return self._frozen_text.get((prompt_key(tokens), str(device), str(dtype)), lambda: _no_grad(super(XCLIP, self).encode_text, tokens))
+
+    def _apply(self, fn, recurse: bool = True):
+        self._frozen_text.clear()  # cached features live on the old device / dtype
+        return super()._apply(fn, recurse)
+
+    def video_text_features(self, text_features: torch.Tensor, visual_tokens: torch.Tensor) -> torch.Tensor:
+        """Text features conditioned on each video: (K, D), (B, N, D) -> (B, K, D), ``text + prompt(text, video)``."""
         text = text_features.unsqueeze(0).expand(visual_tokens.shape[0], -1, -1)  # (B, K, D)
         return text + self.prompt_generator(text, visual_tokens)
 
@@ -109,13 +135,18 @@ class XCLIP(ClipVideoStudent):
         Args:
             frame_features: ``encode_video`` output.
             text_features: ``encode_text`` output.
-            visual_tokens: (B, N, D) visual tokens of the same videos; by default those kept by
-                the last ``encode_video`` call, which must have seen the same batch.
+            visual_tokens: (B, N, D) visual tokens of the same videos, from
+                :meth:`encode_video_for_head` (``head_inputs["visual_tokens"]``).
         """
-        if visual_tokens is None and self.visual_tokens is not None and self.visual_tokens.shape[0] != frame_features.shape[0]:
+        if visual_tokens is None:
+            raise TypeError(
+                "xclip's head needs the videos' visual_tokens: take them from encode_video_for_head(video).head_inputs "
+                "(froster.protocols.encode_video_for_head and froster.student_logits pass them on)"
+            )
+        if visual_tokens.shape[0] != frame_features.shape[0]:
             raise ValueError(
-                f"frame_features hold {frame_features.shape[0]} videos but the last encode_video saw "
-                f"{self.visual_tokens.shape[0]}; classify the features of the last encode_video call or pass visual_tokens"
+                f"visual_tokens hold {visual_tokens.shape[0]} videos but frame_features {frame_features.shape[0]}: "
+                "pass the visual_tokens of the same videos"
             )
         video = F.normalize(self.mit(frame_features), dim=-1)  # (B, D)
         text = F.normalize(self.video_text_features(text_features, visual_tokens), dim=-1)  # (B, K, D)
@@ -123,7 +154,13 @@ class XCLIP(ClipVideoStudent):
 
     def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (B, K) of :meth:`classify`."""
-        return self.classify(self.encode_video(video), self.encode_text(tokens))
+        encoding = self.encode_video_for_head(video)
+        return self.classify(encoding.features, self.encode_text(tokens), **encoding.head_inputs)
+
+
+def _no_grad(fn, *args):
+    with torch.no_grad():
+        return fn(*args)
 
 
 def xclip_new_parameter_count(

@@ -13,6 +13,7 @@ at inference.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -23,11 +24,16 @@ import torch.nn.functional as F
 from froster.config import DistillConfig
 from froster.losses import residual_distill_loss, student_logits
 from froster.projector import ResidualProjector
-from froster.protocols import check_student, check_teacher
+from froster.protocols import check_student, check_teacher, encode_video_for_head
+from froster.text import ensemble_features
 from froster.teachers.text_cache import TextFeatureCache, prompt_key
 from froster.validation import check_finite, check_labels, check_prompts, check_video
 
 Prompts = Union[torch.Tensor, Sequence[str]]
+# One prompt set, or several prompt sets of the same classes to be ensembled.
+PromptSets = Union[Prompts, Sequence[Prompts]]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,16 +77,21 @@ class ResidualDistiller(nn.Module):
         teacher.requires_grad_(False)
         teacher.eval()
 
-        student_dim = _feature_dim(student, self.config.student_dim, "student", "student_dim")
-        teacher_dim = _feature_dim(teacher, self.config.teacher_dim, "teacher", "teacher_dim")
+        # The projectors live in the teacher's space; the student's width only matters where it
+        # differs, which the first forward checks when the student does not say it.
+        teacher_dim = _teacher_dim(teacher, self.config.teacher_dim)
+        student_dim = self.config.student_dim or getattr(student, "embed_dim", None)
+        self.teacher_dim = teacher_dim
         self.to_teacher: Optional[nn.Linear] = None
-        if student_dim != teacher_dim:
-            if not self.config.project_to_teacher:
+        if student_dim is not None and int(student_dim) != teacher_dim and not self.config.project_to_teacher:
+            raise ValueError(_width_mismatch(int(student_dim), teacher_dim))
+        if self.config.project_to_teacher:
+            if student_dim is None:
                 raise ValueError(
-                    f"student feature dim {student_dim} != teacher feature dim {teacher_dim}; pass "
-                    "project_to_teacher=True to learn a linear map into the teacher's space"
+                    f"project_to_teacher=True builds a map from the student's feature width, but {type(student).__name__} "
+                    "has no embed_dim attribute; pass student_dim=<its feature width>"
                 )
-            self.to_teacher = nn.Linear(student_dim, teacher_dim, bias=False)
+            self.to_teacher = nn.Linear(int(student_dim), teacher_dim, bias=False)
             # Semi-orthogonal: the map starts norm-preserving (student dim <= teacher dim) or a
             # projection onto orthonormal directions (student dim > teacher dim).
             nn.init.orthogonal_(self.to_teacher.weight)
@@ -93,6 +104,7 @@ class ResidualDistiller(nn.Module):
         self.teacher_text_cache = TextFeatureCache()
         # Tokenizing K prompts costs milliseconds on the host every step; the prompt sets repeat.
         self._student_tokens = TextFeatureCache()
+        self._said_tokenizer = False
 
     def load_projectors(self, source) -> None:
         """Restore the residual projectors of a released FROSTER checkpoint.
@@ -128,29 +140,33 @@ class ResidualDistiller(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------------
 
-    def forward(self, video: torch.Tensor, prompts: Prompts, labels: Optional[torch.Tensor] = None) -> DistillerOutput:
+    def forward(self, video: torch.Tensor, prompts: PromptSets, labels: Optional[torch.Tensor] = None) -> DistillerOutput:
         """One training step's losses.
 
         Args:
             video: (B, C, T, H, W) normalised frames, the same tensor for student and teacher.
-            prompts: K class prompts: a list of strings (each side tokenizes with its own
-                tokenizer) or a (K, L) token tensor shared by both sides.
+            prompts: K class prompts, as one prompt set (a list of strings, tokenized by each side,
+                or a (K, L) token tensor shared by both) or several prompt sets of the same K
+                classes (a list of such sets, e.g. :func:`froster.text.training_prompt_sets`),
+                whose text features are ensembled on each side (:func:`froster.text.ensemble_features`).
             labels: (B,) class indices; without them no cross-entropy term is computed.
         """
-        num_classes = check_prompts(prompts)
+        sets, num_classes = _prompt_sets(prompts)
         check_video(video, "video", getattr(self.student, "num_frames", None))
         if labels is not None:
             check_labels(labels, video.shape[0], num_classes)
         if self.teacher.training:
             self.teacher.eval()
 
-        student_video = self.student.encode_video(video)  # (B, T, D) or (B, D)
-        student_text = self.student.encode_text(self._tokens_for_student(prompts))  # (K, D)
+        encoding = encode_video_for_head(self.student, video)
+        student_video = encoding.features  # (B, T, D) or (B, D)
+        student_text = self._student_text(sets)  # (K, D)
         _check_student_outputs(student_video, student_text, video, num_classes)
+        self._check_width(student_video)
         features = {"student video features": student_video, "student text features": student_text}
 
         losses: dict[str, torch.Tensor] = {}
-        logits = student_logits(self.student, student_video, student_text)
+        logits = student_logits(self.student, student_video, student_text, **encoding.head_inputs)
         if labels is not None:
             losses["ce_loss"] = F.cross_entropy(logits.float(), labels.long())
         if self.video_projector is not None:
@@ -160,7 +176,7 @@ class ResidualDistiller(nn.Module):
             student_rows, teacher_rows = self._video_rows(student_video, teacher_frames)
             losses["video_distill_loss"] = self._distill(student_rows, teacher_rows, self.video_projector)
         if self.text_projector is not None:
-            teacher_text = self._teacher_text(prompts)  # (K, D_t)
+            teacher_text = ensemble_features([self._teacher_text(s) for s in sets])  # (K, D_t)
             features["teacher text features"] = teacher_text
             losses["text_distill_loss"] = self._distill(student_text, teacher_text, self.text_projector)
         if self.config.check_finite:
@@ -173,13 +189,12 @@ class ResidualDistiller(nn.Module):
         return DistillerOutput(loss=loss, logits=logits, losses=losses)
 
     @torch.no_grad()
-    def predict(self, video: torch.Tensor, prompts: Prompts) -> torch.Tensor:
+    def predict(self, video: torch.Tensor, prompts: PromptSets) -> torch.Tensor:
         """(B, K) logits of the student alone: the teacher and projectors play no part."""
-        check_prompts(prompts)
+        sets, _ = _prompt_sets(prompts)
         check_video(video, "video", getattr(self.student, "num_frames", None))
-        student_video = self.student.encode_video(video)
-        student_text = self.student.encode_text(self._tokens_for_student(prompts))
-        return student_logits(self.student, student_video, student_text)
+        encoding = encode_video_for_head(self.student, video)
+        return student_logits(self.student, encoding.features, self._student_text(sets), **encoding.head_inputs)
 
     # -- pieces ----------------------------------------------------------------------------------
 
@@ -207,22 +222,42 @@ class ResidualDistiller(nn.Module):
             to_teacher=self.to_teacher,
         )
 
+    def _check_width(self, student_video: torch.Tensor) -> None:
+        width = student_video.shape[-1]
+        expected = self.to_teacher.in_features if self.to_teacher is not None else self.teacher_dim
+        if width != expected:
+            if self.to_teacher is not None:
+                raise ValueError(f"student features have width {width} but project_to_teacher was built for student_dim={expected}")
+            raise ValueError(_width_mismatch(width, self.teacher_dim))
+
+    def _student_text(self, sets: list[Prompts]) -> torch.Tensor:
+        """(K, D) student text features of the prompt sets, ensembled."""
+        return ensemble_features([self.student.encode_text(self._tokens_for_student(s)) for s in sets])
+
     def _tokens_for_student(self, prompts: Prompts) -> torch.Tensor:
         if isinstance(prompts, torch.Tensor):
             return prompts
         tokenizer = getattr(self.student, "tokenizer", None)
         if tokenizer is None:
-            raise TypeError("prompts are strings but the student has no tokenizer; pass a (K, L) token tensor")
+            tokenizer = getattr(self.teacher, "tokenizer", None)
+            if tokenizer is None:
+                raise TypeError("prompts are strings but neither the student nor the teacher has a tokenizer; pass (K, L) token tensors")
+            if not self._said_tokenizer:
+                # In FROSTER the teacher is the CLIP the student started from: same vocabulary.
+                logger.info("%s has no tokenizer: its string prompts are tokenized with the teacher's", type(self.student).__name__)
+                self._said_tokenizer = True
         device = self.student.logit_scale.device
         return self._student_tokens.get(prompt_key(prompts), lambda: tokenizer(list(prompts)).to(device))
 
     def _teacher_text(self, prompts: Prompts) -> torch.Tensor:
+        """(K, D_t) frozen teacher features of one prompt set, computed once per set."""
+
         def compute() -> torch.Tensor:
             tokens = prompts
             if not isinstance(prompts, torch.Tensor):
                 tokenizer = getattr(self.teacher, "tokenizer", None)
                 if tokenizer is None:
-                    raise TypeError("prompts are strings but the teacher has no tokenizer; pass a (K, L) token tensor")
+                    raise TypeError("prompts are strings but the teacher has no tokenizer; pass (K, L) token tensors")
                 tokens = tokenizer(list(prompts))
             tokens = tokens.to(_device_of(self.teacher))
             with torch.no_grad():
@@ -234,11 +269,40 @@ class ResidualDistiller(nn.Module):
         return f"teacher={type(self.teacher).__name__} (frozen, not in state_dict), config={self.config}"
 
 
-def _feature_dim(model: nn.Module, configured: Optional[int], role: str, field_name: str) -> int:
-    dim = configured if configured is not None else getattr(model, "embed_dim", None)
-    if dim is None:
-        raise ValueError(f"{role} of type {type(model).__name__} has no embed_dim attribute; pass {field_name}=<its feature dim>")
-    return int(dim)
+def _teacher_dim(teacher: nn.Module, configured: Optional[int]) -> int:
+    """The teacher's feature width: configured, its ``embed_dim``, or the width of one text encoding."""
+    if configured is not None:
+        return int(configured)
+    dim = getattr(teacher, "embed_dim", None)
+    if dim is not None:
+        return int(dim)
+    tokenizer = getattr(teacher, "tokenizer", None)
+    if tokenizer is not None:
+        with torch.no_grad():
+            return int(teacher.encode_text(tokenizer(["a photo"]).to(_device_of(teacher))).shape[-1])
+    raise ValueError(
+        f"cannot tell the feature width of the teacher {type(teacher).__name__}: it has no embed_dim and no tokenizer "
+        "to encode one prompt with; pass teacher_dim=<its feature width>"
+    )
+
+
+def _width_mismatch(student_dim: int, teacher_dim: int) -> str:
+    return (
+        f"student features have width {student_dim} but the teacher's have {teacher_dim}: pass "
+        "project_to_teacher=True (with student_dim=<student width> if the student has no embed_dim) to learn a "
+        "linear map into the teacher's space"
+    )
+
+
+def _prompt_sets(prompts: object) -> tuple[list[Prompts], int]:
+    """One prompt set or a list of sets -> (list of sets, K), each set checked, all of the same K."""
+    one_set = isinstance(prompts, (torch.Tensor, str)) or not isinstance(prompts, Sequence) or not prompts
+    if one_set or any(isinstance(p, str) for p in prompts):  # type: ignore[union-attr]
+        return [prompts], check_prompts(prompts)  # type: ignore[list-item]
+    sizes = [check_prompts(p, f"prompts[{j}]") for j, p in enumerate(prompts)]  # type: ignore[arg-type]
+    if len(set(sizes)) != 1:
+        raise ValueError(f"every prompt set must have one prompt per class; the sets hold {sizes} prompts")
+    return list(prompts), sizes[0]  # type: ignore[arg-type]
 
 
 def _device_of(module: nn.Module) -> torch.device:

@@ -94,10 +94,16 @@ def video_text_logits(video_feats: torch.Tensor, text_feats: torch.Tensor, logit
     return logit_scale.float().exp() * video @ text.t()  # (B, K)
 
 
-def student_logits(student: nn.Module, video_feats: torch.Tensor, text_feats: torch.Tensor) -> torch.Tensor:
+def student_logits(student: nn.Module, video_feats: torch.Tensor, text_feats: torch.Tensor, **head_inputs: torch.Tensor) -> torch.Tensor:
     """(B, K) logits from a student's raw features: its own ``classify`` head when it has one,
-    else :func:`video_text_logits` with its ``logit_scale``."""
+    else :func:`video_text_logits` with its ``logit_scale``.
+
+    ``head_inputs`` are the extra inputs of the student's head
+    (:attr:`froster.protocols.VideoEncoding.head_inputs`), passed to ``classify`` as keywords.
+    """
     head = getattr(student, "classify", None)
     if callable(head):
-        return head(video_feats, text_feats)
+        return head(video_feats, text_feats, **head_inputs)
+    if head_inputs:
+        raise TypeError(f"{type(student).__name__} has no classify head to take {sorted(head_inputs)}")
     return video_text_logits(video_feats, text_feats, student.logit_scale)

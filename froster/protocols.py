@@ -5,6 +5,7 @@ registration. Video tensors are (B, C, T, H, W) throughout the library.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
@@ -21,11 +22,16 @@ class VideoStudent(Protocol):
             ``exp(logit_scale) * cos(video, text)``.
 
     Optional attributes the distiller uses when present:
-        tokenizer: ``list[str] -> (K, L)`` token tensor, needed when prompts are strings.
+        tokenizer: ``list[str] -> (K, L)`` token tensor for string prompts; without one, the
+            teacher's tokenizer is used (the teacher is the CLIP the student started from).
         num_frames: Frame count the student was built for; other counts are refused early.
-        classify: ``classify(frame_features, text_features) -> (B, K)`` logits, for students whose
-            head is more than cosine similarity of the mean feature (e.g. X-CLIP's prompt
-            generator). It receives the raw outputs of ``encode_video`` and ``encode_text``.
+        classify: ``classify(frame_features, text_features, **head_inputs) -> (B, K)`` logits, for
+            students whose head is more than cosine similarity of the mean feature. It receives
+            the raw outputs of ``encode_video`` and ``encode_text``.
+        encode_video_for_head: ``video -> VideoEncoding``, for students whose head needs more of
+            the video than the features that are distilled (X-CLIP's prompt generator needs the
+            patch tokens): the features plus named extra inputs that are handed to ``classify``.
+            Nothing passes from one call to the next through the student's state.
     """
 
     logit_scale: torch.Tensor
@@ -37,6 +43,31 @@ class VideoStudent(Protocol):
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) tokens -> (K, D) class text features."""
         ...
+
+
+@dataclass
+class VideoEncoding:
+    """A video batch as a student's head sees it.
+
+    Attributes:
+        features: (B, T, D) per-frame or (B, D) pooled features: what the distiller distils.
+        head_inputs: Extra tensors of the same videos for the student's own ``classify``
+            (keyword arguments), e.g. X-CLIP's ``visual_tokens`` (B, N, D). Empty for most students.
+    """
+
+    features: torch.Tensor
+    head_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def encode_video_for_head(student: object, video: torch.Tensor) -> VideoEncoding:
+    """``student.encode_video_for_head(video)`` when it has it, else ``encode_video`` with no extra inputs."""
+    method = getattr(student, "encode_video_for_head", None)
+    if callable(method):
+        encoding = method(video)
+        if not isinstance(encoding, VideoEncoding):
+            raise TypeError(f"{type(student).__name__}.encode_video_for_head must return a VideoEncoding, got {type(encoding).__name__}")
+        return encoding
+    return VideoEncoding(student.encode_video(video))  # type: ignore[attr-defined]
 
 
 @runtime_checkable

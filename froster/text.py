@@ -1,22 +1,31 @@
-"""Class prompts: the 28 video templates, training-time sampling and the test-time ensemble.
+"""Class prompts: the 28 video templates, the released training protocol and the test-time ensemble.
 
-The paper turns each class text -- the class name, or better its one-sentence LLM description
-(:func:`froster.data.classes.read_descriptions`) -- into prompts with the 28 video templates CLIP
-published for Kinetics-700 (4 openings x 7 phrasings, "a video of a person {}." among them) plus
-the bare text itself. In training, one template is drawn per step and applied to every class; at
-test time the text features of all 29 prompt sets are L2-normalised, averaged and renormalised.
+Each class is its name and, in the paper's final model, a one-sentence description written by an
+LLM (:func:`froster.data.classes.read_descriptions`). The released FROSTER code turns a class into
+prompts with the 28 video templates CLIP published for Kinetics-700 (4 openings x 7 phrasings,
+"a video of a person {}." among them), each filled with the class *name* and followed by the
+class's entry ``"<name>: <description>"``, plus the bare entry itself as a 29th prompt set::
+
+    "a video of a person abseiling. abseiling: A person descends a rock face on a rope."
+    "abseiling: A person descends a rock face on a rope."
+
+Without descriptions the entry is the name, and a template prompt is just the filled template.
+
+* Training, every step (:func:`training_prompt_sets`, ``protocol="released"``): one of the 28
+  templates drawn at random, and the bare entry: two prompt sets, each encoded and
+  L2-normalised, averaged, normalised again, on the student's and the teacher's side alike.
+  ``protocol="single_template"`` draws one of the 29 sets instead.
+* Evaluation (:func:`evaluation_prompt_sets`): all 29 sets, averaged the same way
+  (:func:`ensemble_features`).
 
 The templates keep CLIP's wording, including its "a example of": prompt ensembles are tuned to a
 text encoder, and changing a word changes the features the reported numbers came from.
-
-A frozen teacher's text features depend only on the prompt set, so a training loop can encode
-``all_prompts(texts)`` once, keep the ``(29, K, D)`` result, and index it with
-:func:`sample_template_index` instead of re-encoding every step.
 """
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,70 +42,94 @@ BARE_TEMPLATE = "{}"
 ALL_TEMPLATES: tuple[str, ...] = VIDEO_TEMPLATES + (BARE_TEMPLATE,)
 
 
-def apply_template(template: str, class_texts: Sequence[str]) -> list[str]:
-    """``template`` filled with each class text: ``K`` prompts."""
-    return [template.format(text) for text in class_texts]
+PROMPT_PROTOCOLS = ("released", "single_template")
 
 
-def all_prompts(class_texts: Sequence[str], templates: Sequence[str] = ALL_TEMPLATES) -> list[list[str]]:
-    """Every prompt set: ``len(templates)`` rows (29 by default) of ``K`` prompts.
+@dataclass(frozen=True)
+class ClassText:
+    """What stands for one class in prompts.
+
+    Attributes:
+        name: The class name (``"abseiling"``).
+        description: Its one-sentence description, or ``None``.
+    """
+
+    name: str
+    description: Optional[str] = None
+
+    @property
+    def entry(self) -> str:
+        """The bare prompt: ``"<name>: <description>"``, or the name alone."""
+        return f"{self.name}: {self.description}" if self.description else self.name
+
+    def prompt(self, template: str) -> str:
+        """``template`` filled with the name, then the entry (the name alone when there is no description)."""
+        if template == BARE_TEMPLATE:
+            return self.entry
+        filled = template.format(self.name)
+        return f"{filled} {self.entry}" if self.description else filled
+
+
+def class_texts_from(names: Sequence[str], descriptions: Optional[Sequence[str]] = None) -> list[ClassText]:
+    """:class:`ClassText` of every class, in class order."""
+    if descriptions is not None and len(descriptions) != len(names):
+        raise ValueError(f"got {len(descriptions)} descriptions for {len(names)} class names")
+    return [ClassText(name, None if descriptions is None else descriptions[i]) for i, name in enumerate(names)]
+
+
+def prompt_set(template: str, classes: Sequence[ClassText]) -> list[str]:
+    """One prompt per class with ``template``: ``K`` prompts."""
+    return [c.prompt(template) for c in classes]
+
+
+def training_prompt_sets(classes: Sequence[ClassText], rng: random.Random, protocol: str = "released") -> list[list[str]]:
+    """The prompt sets of one training step.
 
     Args:
-        class_texts: Class names or descriptions, in class order.
-        templates: Format strings with one ``{}``; the paper's 28 plus the bare text by default.
+        classes: The ``K`` classes.
+        rng: Random source of the template draw.
+        protocol: ``"released"``: one of the 28 templates and the bare entry (two sets, to be
+            ensembled); ``"single_template"``: one of the 29 sets.
     """
-    return [apply_template(template, class_texts) for template in templates]
+    if protocol == "released":
+        template = VIDEO_TEMPLATES[rng.randrange(len(VIDEO_TEMPLATES))]
+        return [prompt_set(template, classes), prompt_set(BARE_TEMPLATE, classes)]
+    if protocol == "single_template":
+        return [prompt_set(ALL_TEMPLATES[rng.randrange(len(ALL_TEMPLATES))], classes)]
+    raise ValueError(f"protocol must be one of {PROMPT_PROTOCOLS}, got {protocol!r}")
 
 
-def sample_template_index(rng: Optional[random.Random] = None, num_templates: int = len(ALL_TEMPLATES)) -> int:
-    """A uniformly random template index (the bare text is one of the choices by default).
+def evaluation_prompt_sets(classes: Sequence[ClassText], ensemble: bool = True) -> list[list[str]]:
+    """The 29 prompt sets of the test-time ensemble (``ensemble=False``: the first template only)."""
+    return [prompt_set(template, classes) for template in (ALL_TEMPLATES if ensemble else ALL_TEMPLATES[:1])]
 
-    Args:
-        rng: Random source; the ``random`` module's global one when None.
-        num_templates: How many templates to choose from.
+
+def ensemble_features(features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Combine the ``(K, D)`` features of several prompt sets of the same classes.
+
+    ``direction = normalize(mean_j normalize(f_j))``, the released code's ensemble. Its length is
+    the mean length of the raw ``f_j``, so heads that are not scale-invariant (X-CLIP's prompt
+    generator adds to the raw text features) see features of the usual size; cosine heads and the
+    distillation, which normalise, are unaffected. One set is returned as it is.
     """
-    return (rng or random).randrange(num_templates)
+    if not features:
+        raise ValueError("need the features of at least one prompt set")
+    if len(features) == 1:
+        return features[0]
+    stacked = torch.stack(list(features))  # (J, K, D)
+    direction = F.normalize(F.normalize(stacked, dim=-1).mean(dim=0), dim=-1)  # (K, D)
+    return direction * stacked.norm(dim=-1).mean(dim=0, keepdim=False)[:, None]
 
 
-def sample_prompts(
-    class_texts: Sequence[str],
-    rng: Optional[random.Random] = None,
-    templates: Sequence[str] = ALL_TEMPLATES,
-) -> list[str]:
-    """One random template applied to every class, as for one training step: ``K`` prompts.
-
-    Args:
-        class_texts: Class names or descriptions, in class order.
-        rng: Random source; the ``random`` module's global one when None.
-        templates: Templates to draw from.
-    """
-    return apply_template(templates[sample_template_index(rng, len(templates))], class_texts)
-
-
-def ensemble_text_features(
-    encode_fn: Callable[[list[str]], torch.Tensor],
-    prompts_by_template: Sequence[Sequence[str]],
-) -> torch.Tensor:
-    """Average the normalised text features of several prompt sets, then renormalise.
-
-    ``features = normalize(mean_j(normalize(encode_fn(prompts_by_template[j]))))``
-
-    Runs with gradients when ``encode_fn`` does; wrap the call in ``torch.no_grad()`` for evaluation.
-
-    Args:
-        encode_fn: ``K`` prompts -> ``(K, D)`` features (e.g. tokenise then ``encode_text``).
-        prompts_by_template: ``J`` rows of ``K`` prompts, as :func:`all_prompts` returns.
-
-    Returns:
-        ``(K, D)`` unit-norm float32 class features.
-    """
-    if not prompts_by_template:
-        raise ValueError("need at least one prompt set")
-    sizes = {len(prompts) for prompts in prompts_by_template}
-    if len(sizes) != 1:
-        raise ValueError(f"every prompt set must have one prompt per class, got sizes {sorted(sizes)}")
-    total = None
-    for prompts in prompts_by_template:
-        features = F.normalize(encode_fn(list(prompts)).float(), dim=-1)  # (K, D)
-        total = features if total is None else total + features
-    return F.normalize(total / len(prompts_by_template), dim=-1)  # (K, D)
+__all__ = [
+    "ALL_TEMPLATES",
+    "BARE_TEMPLATE",
+    "PROMPT_PROTOCOLS",
+    "VIDEO_TEMPLATES",
+    "ClassText",
+    "class_texts_from",
+    "ensemble_features",
+    "evaluation_prompt_sets",
+    "prompt_set",
+    "training_prompt_sets",
+]

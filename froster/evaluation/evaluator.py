@@ -22,30 +22,26 @@ from tqdm.auto import tqdm
 from froster.distributed import DistInfo, all_gather_objects, autocast
 from froster.evaluation import metrics as M
 from froster.losses import student_logits
-from froster.text import ALL_TEMPLATES, all_prompts, ensemble_text_features
+from froster.protocols import encode_video_for_head
+from froster.text import ClassText, ensemble_features, evaluation_prompt_sets
 from froster.training.configs import RunConfig
 
 
 @torch.no_grad()
-def class_text_features(student: nn.Module, class_texts: Sequence[str], ensemble: bool = True) -> torch.Tensor:
-    """(K, D) class features: the template ensemble (or the first template only).
-
-    The ensemble's direction is ``normalize(mean_j normalize(f_j))``; its length is set to the
-    mean length of the raw features ``f_j``, so that heads which are not scale-invariant (X-CLIP's
-    prompt generator adds to the raw text features) see features of the usual size. Cosine heads
-    are unaffected.
-    """
-    templates = ALL_TEMPLATES if ensemble else ALL_TEMPLATES[:1]
+def class_text_features(student: nn.Module, classes: Sequence[ClassText], ensemble: bool = True) -> torch.Tensor:
+    """(K, D) class features: the 29-set ensemble (or the first template only), see :func:`froster.text.ensemble_features`."""
     device = student.logit_scale.device
-    norms = []
+    tokenizer = student_tokenizer(student)
+    sets = evaluation_prompt_sets(classes, ensemble)
+    return ensemble_features([student.encode_text(tokenizer(prompts).to(device)) for prompts in sets])
 
-    def encode(prompts: list[str]) -> torch.Tensor:
-        features = student.encode_text(student.tokenizer(prompts).to(device))  # (K, D)
-        norms.append(features.float().norm(dim=-1))  # (K,)
-        return features
 
-    direction = ensemble_text_features(encode, all_prompts(class_texts, templates))  # (K, D), unit norm
-    return direction * torch.stack(norms).mean(dim=0)[:, None]
+def student_tokenizer(student: nn.Module):
+    """The student's tokenizer; a ``TypeError`` naming the fix when it has none."""
+    tokenizer = getattr(student, "tokenizer", None)
+    if tokenizer is None:
+        raise TypeError(f"{type(student).__name__} has no tokenizer to turn class names into prompts; give it a .tokenizer")
+    return tokenizer
 
 
 @torch.no_grad()
@@ -64,8 +60,10 @@ def video_scores(student: nn.Module, video: torch.Tensor, text_features: torch.T
     if video.dim() == 5:
         video = video[:, None]
     b, v = video.shape[:2]
-    features = student.encode_video(video.flatten(0, 1))  # (B*V, T, D) or (B*V, D)
-    logits = student_logits(student, features, text_features.to(features.dtype)).float().reshape(b, v, -1)  # (B, V, K)
+    encoding = encode_video_for_head(student, video.flatten(0, 1))  # features (B*V, T, D) or (B*V, D)
+    features = encoding.features
+    logits = student_logits(student, features, text_features.to(features.dtype), **encoding.head_inputs)
+    logits = logits.float().reshape(b, v, -1)  # (B, V, K)
     if view_average == "probs":
         return logits.softmax(dim=-1).mean(dim=1)
     if view_average == "logits":
@@ -77,7 +75,7 @@ def video_scores(student: nn.Module, video: torch.Tensor, text_features: torch.T
 def evaluate_dataset(
     student: nn.Module,
     loader: torch.utils.data.DataLoader,
-    class_texts: Sequence[str],
+    classes: Sequence[ClassText],
     info: DistInfo = DistInfo(),
     *,
     view_average: str = "probs",
@@ -97,7 +95,7 @@ def evaluate_dataset(
     was_training = student.training
     student.eval()
     with autocast(info.device, precision):
-        text = class_text_features(student, class_texts, ensemble)  # (K, D)
+        text = class_text_features(student, classes, ensemble)  # (K, D)
     indices, scores, labels, skipped = [], [], [], 0
     for batch in tqdm(loader, desc=description, disable=not (progress and info.is_main), leave=False):
         skipped += int(batch["skipped"])
@@ -109,7 +107,7 @@ def evaluate_dataset(
         scores.append(fused.cpu())
         labels.append(batch["label"].cpu())
     student.train(was_training)
-    local = (_cat(indices, torch.long), _cat(scores, torch.float32, len(class_texts)), _cat(labels, torch.long), skipped)
+    local = (_cat(indices, torch.long), _cat(scores, torch.float32, len(classes)), _cat(labels, torch.long), skipped)
     # One collective per set (not per batch): ranks may hold different numbers of batches.
     parts = all_gather_objects(local)
     index = torch.cat([p[0] for p in parts])
@@ -146,7 +144,7 @@ def evaluate_run(
         ``{"sets": {name: metrics}, "groups": {group: summary}}``.
     """
     from froster.data.classes import read_class_names
-    from froster.training.data import class_prompt_texts, eval_dataset, eval_loader, resolve
+    from froster.training.data import class_prompts, eval_dataset, eval_loader, resolve
 
     names = list(sets) if sets is not None else list(config.eval.sets)
     unknown = sorted(set(names) - set(config.eval.sets))
@@ -164,7 +162,7 @@ def evaluate_run(
             base = M.class_indices(read_class_names(resolve(root, spec.base_classes)), class_names)
         loader = eval_loader(dataset, config.eval.batch_size, config.eval.num_workers, info.rank, info.world_size)
         results[name] = evaluate_dataset(
-            student, loader, class_prompt_texts(root, spec.class_names, spec.descriptions), info,
+            student, loader, class_prompts(root, spec.class_names, spec.descriptions), info,
             view_average=config.eval.view_average, ensemble=config.eval.ensemble,
             precision=config.train.precision, base_classes=base, class_names=class_names,
             progress=progress, description=f"eval {name}",

@@ -19,18 +19,20 @@ import torch
 import torch.nn as nn
 
 from froster.evaluation.evaluator import class_text_features, video_scores
+from froster.text import class_texts_from
 from froster.training.configs import DataConfig
 
 PathLike = Union[str, os.PathLike]
 
 
-def read_test_views(path: PathLike, data: DataConfig) -> torch.Tensor:
-    """(V, C, T, H, W) CLIP-normalised test views of one video file."""
-    from froster.data import FrameSampler, TestTransform, read_frames
+def read_test_views(path: PathLike, data: DataConfig, student: Optional[nn.Module] = None) -> torch.Tensor:
+    """(V, C, T, H, W) normalised test views of one video file (with ``student``'s pixel statistics when it has them)."""
+    from froster.data import CLIP_MEAN, CLIP_STD, FrameSampler, TestTransform, read_frames
 
     sampler = FrameSampler(mode=data.sampling, num_frames=data.num_frames, stride=data.stride, num_test_clips=data.num_test_clips)
     frames = read_frames(path, lambda n, fps: sampler(n, train=False, fps=fps), backend=data.backend)  # (V, T, 3, H, W)
-    return TestTransform(data.image_size)(frames)  # (V, C, T, H, W)
+    mean, std = getattr(student, "pixel_mean", CLIP_MEAN), getattr(student, "pixel_std", CLIP_STD)
+    return TestTransform(data.image_size, mean=mean, std=std)(frames)  # (V, C, T, H, W)
 
 
 @torch.no_grad()
@@ -56,8 +58,8 @@ def predict_file(
         device: Where to compute.
     """
     student = student.to(device).eval()
-    text = class_text_features(student, class_texts, ensemble)  # (K, D)
-    views = read_test_views(path, data).to(device)  # (V, C, T, H, W)
+    text = class_text_features(student, class_texts_from(class_texts), ensemble)  # (K, D)
+    views = read_test_views(path, data, student).to(device)  # (V, C, T, H, W)
     probs = video_scores(student, views[None], text, view_average="probs")[0]  # (K,)
     names = list(class_names if class_names is not None else class_texts)
     order = probs.argsort(descending=True).tolist()

@@ -174,6 +174,9 @@ class TrainConfig:
         log_every_steps: TensorBoard scalars every this many steps.
         checkpoint_every_steps: Also checkpoint inside epochs; ``None``: at epoch ends only.
         keep_checkpoints: Checkpoints kept on disk (the newest ones).
+        prompt_protocol: The class prompts of each step: ``"released"`` (one of the 28 templates
+            and the bare class entry, ensembled, as the released code does) or
+            ``"single_template"`` (one of the 29 prompt sets).
         max_steps: Stop after this global step (the schedule still spans ``schedule.epochs``);
             ``None`` trains to the end. A checkpoint is written where it stops.
         eval_at_end: Evaluate on ``eval.sets`` after training.
@@ -188,6 +191,7 @@ class TrainConfig:
     log_every_steps: int = 10
     checkpoint_every_steps: Optional[int] = None
     keep_checkpoints: int = 2
+    prompt_protocol: Literal["released", "single_template"] = "released"
     max_steps: Optional[int] = None
     eval_at_end: bool = True
     progress: bool = True

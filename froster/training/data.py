@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from froster.data import EvalDistributedSampler, VideoDataConfig, VideoDataset, collate_skip_none
-from froster.data.classes import class_texts, read_class_names
+from froster.data.classes import read_class_names, read_descriptions
+from froster.text import ClassText, class_texts_from
 from froster.training.configs import DataConfig, EvalSetConfig
 
 
@@ -76,10 +77,12 @@ def video_data_config(config: DataConfig) -> VideoDataConfig:
     )
 
 
-def class_prompt_texts(root: Optional[str], class_names: str, descriptions: Optional[str] = None) -> list[str]:
-    """The text standing for each class in prompts: its description when given, else its name."""
+def class_prompts(root: Optional[str], class_names: str, descriptions: Optional[str] = None) -> list[ClassText]:
+    """What stands for each class in prompts: its name, and its description when a file gives them."""
     names = read_class_names(_existing(root, class_names, "class-name file"))
-    return class_texts(names, None if descriptions is None else _existing(root, descriptions, "descriptions file"))
+    if descriptions is None:
+        return class_texts_from(names)
+    return class_texts_from(names, read_descriptions(_existing(root, descriptions, "descriptions file"), names))
 
 
 def few_shot_indices(labels: list[int], shots: int, seed: int) -> list[int]:
@@ -179,7 +182,7 @@ def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, rank: int, 
 
 __all__ = [
     "ResumableSampler",
-    "class_prompt_texts",
+    "class_prompts",
     "eval_dataset",
     "eval_loader",
     "few_shot_indices",

@@ -1,6 +1,7 @@
 """The FROSTER training loop: one process or many (torchrun + DDP), resumable to the bit.
 
-Per step: one random prompt template for all classes (:mod:`froster.text`), bf16 autocast,
+Per step: the class prompt sets of the released protocol (one random template and the bare class
+entry, ensembled on both sides; :mod:`froster.text`), bf16 autocast,
 the FROSTER loss of :class:`froster.ResidualDistiller`, gradient-norm clipping, AdamW, and the
 per-step warm-up + cosine learning rate. Per epoch: a summary (losses, learning rate, skipped
 videos), the weight average, a checkpoint. At the end: ``final.safetensors``,
@@ -26,12 +27,12 @@ from tqdm.auto import tqdm
 
 from froster import distributed as D
 from froster.clip_loading import load_state_dict_checked
-from froster.text import ALL_TEMPLATES, apply_template, sample_template_index
+from froster.text import ALL_TEMPLATES, training_prompt_sets
 from froster.training import checkpoint as C
 from froster.training.averaging import EpochAverager, patch_weights
 from froster.training.build import build_distiller, original_clip_state, set_grad_checkpointing, with_resolved_activations
 from froster.training.configs import RunConfig
-from froster.training.data import class_prompt_texts, prepare_synthetic, train_dataset, train_loader, with_synthetic_defaults
+from froster.training.data import class_prompts, prepare_synthetic, train_dataset, train_loader, with_synthetic_defaults
 from froster.training.optim import WarmupCosineSchedule, build_optimizer, clip_grad_norm
 
 
@@ -53,7 +54,7 @@ class Trainer:
         if self.info.is_main:
             prepare_synthetic(cfg.data)
         D.barrier()
-        self.class_texts = class_prompt_texts(cfg.data.root, cfg.data.class_names, cfg.data.descriptions)
+        self.classes = class_prompts(cfg.data.root, cfg.data.class_names, cfg.data.descriptions)
         self.dataset = train_dataset(cfg.data, cfg.train.seed)
         if self.info.is_main:  # only once the data is known to be there
             self.out.mkdir(parents=True, exist_ok=True)
@@ -187,8 +188,8 @@ class Trainer:
         video = batch["video"].to(device, non_blocking=True)  # (B, C, T, H, W)
         labels = batch["label"].to(device, non_blocking=True)  # (B,)
         # Stateless in the RNG: the template of step s depends on (seed, s) only, on every rank.
-        template = ALL_TEMPLATES[sample_template_index(random.Random(cfg.train.seed * 1_000_003 + self.step))]
-        prompts = apply_template(template, self.class_texts)
+        step_rng = random.Random(cfg.train.seed * 1_000_003 + self.step)
+        prompts = training_prompt_sets(self.classes, step_rng, cfg.train.prompt_protocol)
         with D.autocast(device, cfg.train.precision):
             output = self.model(video, prompts, labels)
         self.optimizer.zero_grad(set_to_none=True)

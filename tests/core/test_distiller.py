@@ -138,7 +138,7 @@ def test_l2_kind_and_config_overrides(student, teacher):
 
 def test_dim_mismatch_is_an_error_unless_projecting(teacher):
     student = ToyVideoStudent(embed_dim=24, tokenizer=teacher.tokenizer)
-    with pytest.raises(ValueError, match=r"student feature dim 24 != teacher feature dim 32.*project_to_teacher"):
+    with pytest.raises(ValueError, match=r"student features have width 24 but the teacher's have 32.*project_to_teacher=True"):
         ResidualDistiller(student, teacher)
     distiller = ResidualDistiller(student, teacher, project_to_teacher=True)
     assert distiller.to_teacher.weight.shape == (32, 24)

@@ -69,23 +69,34 @@ def test_prompt_generator_conditions_text_on_each_video(student):
     video = synthetic_video(2, T)
     tokens = student.tokenizer(tiny_prompts())
     with torch.no_grad():
-        frames, text = student.encode_video(video), student.encode_text(tokens)
-        per_video = student.video_text_features(text)  # (B, K, D)
+        encoding, text = student.encode_video_for_head(video), student.encode_text(tokens)
+        frames, visual_tokens = encoding.features, encoding.head_inputs["visual_tokens"]
+        per_video = student.video_text_features(text, visual_tokens)  # (B, K, D)
         assert per_video.shape == (2, *text.shape)
         assert (per_video[0] - per_video[1]).abs().max() > 1e-5
         assert (per_video - text).abs().max() > 1e-5
         # The prompt is scaled by alpha: at zero, the text features come back unchanged.
         alpha = student.prompt_generator.alpha.clone()
         student.prompt_generator.alpha.zero_()
-        torch.testing.assert_close(student.video_text_features(text), text.expand(2, -1, -1))
+        torch.testing.assert_close(student.video_text_features(text, visual_tokens), text.expand(2, -1, -1))
         student.prompt_generator.alpha.copy_(alpha)
-        # classify uses the visual tokens of the last encode_video, or those passed explicitly.
-        logits = student.classify(frames, text)
-        tokens_kept = student.visual_tokens
-        student.encode_video(synthetic_video(3, T, seed=5))
-        torch.testing.assert_close(student.classify(frames, text, visual_tokens=tokens_kept), logits)
-        with pytest.raises(ValueError, match="last encode_video"):
-            student.classify(frames, text)
+
+
+def test_head_takes_its_visual_tokens_explicitly_and_keeps_nothing_between_calls(student):
+    video, other = synthetic_video(2, T), synthetic_video(2, T, seed=5)  # two batches of the same size
+    tokens = student.tokenizer(tiny_prompts())
+    with torch.no_grad():
+        text = student.encode_text(tokens)
+        first = student.encode_video_for_head(video)
+        expected = student.classify(first.features, text, **first.head_inputs)
+        student.encode_video_for_head(other)  # another batch in between changes nothing
+        torch.testing.assert_close(student.classify(first.features, text, **first.head_inputs), expected)
+        torch.testing.assert_close(student(video, tokens), expected)
+        assert not any(isinstance(v, torch.Tensor) and v.shape[:1] == (2,) for v in vars(student).values())
+        with pytest.raises(TypeError, match="visual_tokens"):
+            student.classify(first.features, text)
+        with pytest.raises(ValueError, match="same videos"):
+            student.classify(first.features, text, visual_tokens=first.head_inputs["visual_tokens"][:1])
 
 
 def test_new_parameter_count_matches_the_formula(student):
@@ -132,7 +143,9 @@ def test_xclip_checkpoint_layout_round_trip(tmp_path, flat):
         got = target.encode_video(video), target.encode_text(tokens)
         for e, g in zip(expected, got):
             torch.testing.assert_close(g, e)
-        torch.testing.assert_close(target.classify(*got), source.classify(*expected))
+        source_tokens = source.encode_video_for_head(video).head_inputs
+        target_tokens = target.encode_video_for_head(video).head_inputs
+        torch.testing.assert_close(target.classify(*got, **target_tokens), source.classify(*expected, **source_tokens))
 
 
 def test_xclip_checkpoint_errors_name_the_keys(tmp_path):
