@@ -4,16 +4,20 @@ Runs as is on a CPU in a few seconds (a tiny random CLIP, synthetic clips). For 
 swap the two model lines for the commented ones and feed your own video loader. The test suite
 executes this file (tests/training/test_docs_loop.py).
 """
+import random
+
 import torch
 
 from froster import ResidualDistiller, build_student
 from froster.evaluation.evaluator import class_text_features, video_scores
 from froster.teachers import OpenCLIPTeacher
 from froster.testing import synthetic_video, tiny_clip_overrides
-from froster.text import sample_prompts
+from froster.text import class_texts_from, training_prompt_sets
 
 torch.manual_seed(0)
 class_names = ["juggling", "abseiling", "surfing", "archery"]
+classes = class_texts_from(class_names)  # with descriptions: class_texts_from(class_names, descriptions)
+rng = random.Random(0)
 num_frames, batch = 4, 2
 
 # Real: build_student("vclip", clip="ViT-B-16", pretrained="openai", num_frames=8)
@@ -35,8 +39,8 @@ distiller.train()
 for step in range(4):
     video = synthetic_video(batch=batch, frames=num_frames, seed=step)  # (B, C, T, H, W): your loader here
     labels = torch.randint(0, len(class_names), (batch,))  # (B,)
-    prompts = sample_prompts(class_names)  # one random template of the 29 for all classes
-    # The teacher's text features are cached per prompt set: each set is encoded once.
+    prompts = training_prompt_sets(classes, rng)  # the released protocol: a random template + the bare entry
+    # Both sets are ensembled on each side; the teacher's features are cached per prompt set.
     out = distiller(video, prompts, labels)  # out.loss = ce + beta * (video + text distillation)
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -47,7 +51,7 @@ for step in range(4):
 # Inference uses the student alone: projectors and teacher play no part. The class features are
 # the 29-prompt ensemble; the 3 test clips' probabilities are averaged by video_scores.
 student.eval()
-text = class_text_features(student, class_names)  # (K, D)
+text = class_text_features(student, classes)  # (K, D)
 views = synthetic_video(batch=3, frames=num_frames, seed=99)[None]  # (1, V=3, C, T, H, W)
 probs = video_scores(student, views, text, view_average="probs")  # (1, K)
 print({name: round(p, 3) for name, p in zip(class_names, probs[0].tolist())})
