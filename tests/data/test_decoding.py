@@ -114,7 +114,7 @@ def test_lossless_files_decode_to_the_encoded_frames_exactly(tmp_path, codec, ba
     assert torch.equal(read_frames(path, lambda n, fps: indices, backend=backend), original[indices])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_any_indices_give_the_frames_of_a_plain_pass(bframes_video, data):
     path, reference = bframes_video
