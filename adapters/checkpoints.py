@@ -75,6 +75,7 @@ import torch.nn as nn
 
 from froster.clip_activation import QUICK_GELU, check_loaded_activation, weights_activation
 from froster.clip_loading import OPENAI_NON_WEIGHT_KEYS, describe_key_mismatch, read_state_dict
+from froster.weights_safety import check_dtypes
 
 __all__ = [
     "CLIP_PIXEL_MEAN",
@@ -159,14 +160,15 @@ def _inert_configs() -> Iterator[None]:
         yield
 
 
-def read_checkpoint(path: Union[str, os.PathLike], *, weights_only: bool = True) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: Union[str, os.PathLike], *, weights_only: bool = True, trust_code: bool = False) -> dict[str, torch.Tensor]:
     """The flat state dict of a checkpoint in any supported layout (``module.`` removed).
 
     The yacs configs that ViFi-CLIP and X-CLIP pickle beside their weights are read as inert data
-    under ``weights_only=True``.
+    under ``weights_only=True``. ``weights_only`` and ``trust_code``: see
+    :func:`froster.clip_loading.read_state_dict`.
     """
     with _inert_configs():
-        return read_state_dict(path, weights_only=weights_only)
+        return read_state_dict(path, weights_only=weights_only, trust_code=trust_code)
 
 
 def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
@@ -255,6 +257,7 @@ def load_student_checkpoint(
     *,
     patch_ratio: Optional[float] = None,
     allow_activation_mismatch: bool = False,
+    trust_code: bool = False,
 ) -> CheckpointReport:
     """Load a CLIP, FROSTER / Open-VCLIP, ViFi-CLIP or X-CLIP checkpoint into ``student``.
 
@@ -272,6 +275,8 @@ def load_student_checkpoint(
             is evaluated with 0.5, its L/14 file with 0.6; ``None`` loads the file as it is.
         allow_activation_mismatch: Load weights trained with QuickGELU into a student built with
             GELU (or the reverse) anyway.
+        trust_code: Let a TorchScript ``path`` run the code it carries (``torch.jit.load``); only
+            for files you trust. See :func:`froster.clip_loading.read_state_dict`.
 
     Returns:
         A :class:`CheckpointReport`; its ``projector_state`` holds FROSTER's projectors.
@@ -281,7 +286,7 @@ def load_student_checkpoint(
         froster.clip_activation.ActivationMismatchError: the file's activation is not the student's.
     """
     source = os.fspath(path)
-    state = read_checkpoint(path, weights_only=weights_only)
+    state = read_checkpoint(path, weights_only=weights_only, trust_code=trust_code)
     return load_student_state(
         student, state, source, layout, strict, patch_ratio=patch_ratio, allow_activation_mismatch=allow_activation_mismatch
     )
@@ -325,6 +330,7 @@ def load_student_state(
     if report.layout == "vificlip":
         _check_prompt_embeddings(student, state, source)
     loadable = {k: v for k, v in converted.items() if k in own}
+    check_dtypes(own, loadable, f"{report.layout} checkpoint {source!r}")
     if patch_ratio is not None:
         loadable, report.patched = _patch(student, loadable, own, patch_ratio)
     student.load_state_dict(loadable, strict=False)

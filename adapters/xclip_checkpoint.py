@@ -95,6 +95,7 @@ def load_xclip_checkpoint(
     weights_only: bool = True,
     *,
     allow_activation_mismatch: bool = False,
+    trust_code: bool = False,
 ):
     """Load a checkpoint in X-CLIP's layout into an ``xclip`` student.
 
@@ -109,6 +110,8 @@ def load_xclip_checkpoint(
         weights_only: Passed to ``torch.load``; the yacs config X-CLIP pickles beside the weights
             is read as inert data either way.
         allow_activation_mismatch: Load into a student built with exact GELU anyway.
+        trust_code: Let a TorchScript ``path`` run the code it carries; only for files you trust
+            (see :func:`froster.clip_loading.read_state_dict`).
 
     Returns:
         The ``(missing, unexpected)`` key lists, in the student's names (empty when ``strict``).
@@ -119,7 +122,8 @@ def load_xclip_checkpoint(
     from froster.adapters.checkpoints import load_student_checkpoint
 
     report = load_student_checkpoint(
-        student, path, layout="xclip", strict=strict, weights_only=weights_only, allow_activation_mismatch=allow_activation_mismatch
+        student, path, layout="xclip", strict=strict, weights_only=weights_only, allow_activation_mismatch=allow_activation_mismatch,
+        trust_code=trust_code,
     )
     return report.missing, report.unexpected
 

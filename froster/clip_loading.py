@@ -5,7 +5,8 @@ Three sources of weights are understood:
 * open_clip pretrained tags (``pretrained="openai"``, ``"laion2b_s34b_b88k"``, ...): downloaded by
   open_clip where a network exists;
 * OpenAI's TorchScript archives (``ViT-B-16.pt``): open_clip's default ``weights_only=True`` load
-  refuses them, so they are opened with ``torch.jit.load`` and only their state dict is kept;
+  refuses them, so their tensors are read by :mod:`froster.torchscript_archive`, which runs none
+  of the code they carry (``trust_code=True`` opens them with ``torch.jit.load``);
 * plain state dicts (``.pt``/``.pth``/``.bin``, optionally nested under ``state_dict`` or
   ``model``, optionally with a ``module.`` prefix) and ``.safetensors`` files.
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
+
+from froster.torchscript_archive import is_torchscript_archive, read_torchscript_state_dict
+from froster.weights_safety import check_dtypes, check_finite
 
 PathLike = Union[str, os.PathLike]
 
@@ -33,16 +36,7 @@ def is_weights_file(pretrained: Optional[PathLike]) -> bool:
     return pretrained is not None and os.path.isfile(os.fspath(pretrained))
 
 
-def _is_torchscript_archive(path: Path) -> bool:
-    # A TorchScript archive is a zip file holding a `constants.pkl` beside `data.pkl`; a plain
-    # `torch.save` zip has no `constants.pkl`.
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") for name in archive.namelist())
-
-
-def read_state_dict(path: PathLike, prefix: str = "", *, weights_only: bool = True) -> dict[str, torch.Tensor]:
+def read_state_dict(path: PathLike, prefix: str = "", *, weights_only: bool = True, trust_code: bool = False) -> dict[str, torch.Tensor]:
     """Read a state dict from a weights file in any of the supported layouts.
 
     Args:
@@ -52,9 +46,15 @@ def read_state_dict(path: PathLike, prefix: str = "", *, weights_only: bool = Tr
             (e.g. ``"model."`` for checkpoints that wrap the CLIP model).
         weights_only: Passed to ``torch.load``. Training checkpoints that pickle a config object
             (ViFi-CLIP's, X-CLIP's) need ``False``; only do that for files you trust.
+        trust_code: Open TorchScript archives with ``torch.jit.load``, which runs the code they
+            carry; only for files you trust. By default their tensors are read without running
+            anything (:mod:`froster.torchscript_archive`). See the trust model in ``docs/api.md``.
 
     Returns:
         A flat ``{name: tensor}`` dict on the CPU; entries that are not tensors are dropped.
+
+    Raises:
+        froster.weights_safety.CorruptWeightsError: A floating tensor holds NaN or infinite values.
     """
     path = Path(path)
     if not path.is_file():
@@ -63,8 +63,8 @@ def read_state_dict(path: PathLike, prefix: str = "", *, weights_only: bool = Tr
         from safetensors.torch import load_file
 
         state = load_file(str(path))
-    elif _is_torchscript_archive(path):
-        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+    elif is_torchscript_archive(path):
+        state = read_torchscript_state_dict(path, trust_code=trust_code)
     else:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=weights_only)
@@ -83,6 +83,7 @@ def read_state_dict(path: PathLike, prefix: str = "", *, weights_only: bool = Tr
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
             raise KeyError(f"no key of {str(path)!r} starts with the prefix {prefix!r}")
+    check_finite(state, repr(str(path)))
     return state
 
 
@@ -133,6 +134,7 @@ def load_state_dict_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
             f"{source} does not match {type(model).__name__}: "
             f"{describe_key_mismatch(missing, unexpected, shape_errors)}"
         )
+    check_dtypes(own, state, source)
     model.load_state_dict(state, strict=False)
     return missing, unexpected
 
@@ -145,6 +147,7 @@ def create_open_clip(
     device: Union[str, torch.device] = "cpu",
     activation: str = "auto",
     allow_activation_mismatch: bool = False,
+    trust_code: bool = False,
     **model_overrides,
 ) -> tuple[nn.Module, Any]:
     """Build an open_clip model and its tokenizer, with the MLP activation its weights were trained with.
@@ -160,6 +163,8 @@ def create_open_clip(
             name's; ``"quick_gelu"`` or ``"gelu"`` ask for one.
         allow_activation_mismatch: Build (or load into ``clip``) what was asked even where the
             weights were trained with the other activation.
+        trust_code: Let a TorchScript ``pretrained`` file run its code (``torch.jit.load``); see
+            :func:`read_state_dict`. Only for files you trust.
         **model_overrides: open_clip config overrides (``embed_dim``, ``vision_cfg``,
             ``text_cfg``), e.g. to build tiny models in tests. open_clip's own ``quick_gelu=``
             is understood as ``activation=``.
@@ -182,7 +187,7 @@ def create_open_clip(
             A.check_loaded_activation(
                 clip, A.weights_activation(None, pretrained), os.fspath(pretrained), allow_mismatch=allow_activation_mismatch
             )
-            load_state_dict_checked(clip, read_state_dict(pretrained), source=str(pretrained))
+            load_state_dict_checked(clip, read_state_dict(pretrained, trust_code=trust_code), source=str(pretrained))
         return clip, None
     if not isinstance(clip, str):
         raise TypeError(f"clip must be an open_clip model name or an nn.Module, got {type(clip).__name__}")
@@ -201,7 +206,7 @@ def create_open_clip(
         **model_overrides,
     )
     if from_file:
-        state = read_state_dict(pretrained)
+        state = read_state_dict(pretrained, trust_code=trust_code)
         load_state_dict_checked(model, state, source=os.fspath(pretrained))
     tokenizer = open_clip.get_tokenizer(clip, context_length=getattr(model, "context_length", None))
     return model, tokenizer

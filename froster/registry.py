@@ -83,6 +83,8 @@ def build_student(
         strict: Refuse checkpoints with missing or unexpected keys.
         weights_only: Passed to ``torch.load`` (see the trust model in ``docs/api.md``).
         **kwargs: The builder's keyword arguments (``clip``, ``pretrained``, ``num_frames``, ...).
+            ``trust_code=True`` lets TorchScript files (``pretrained`` and ``checkpoint``) run the
+            code they carry; only for files you trust (``docs/api.md``).
     """
     builder = get_student_builder(name)
     if checkpoint is None:
@@ -93,7 +95,7 @@ def build_student(
     from froster.clip_activation import weights_activation
 
     source = os.fspath(checkpoint)
-    state = read_checkpoint(checkpoint, weights_only=weights_only)
+    state = read_checkpoint(checkpoint, weights_only=weights_only, trust_code=bool(kwargs.get("trust_code", False)))
     found = detect_layout(state) if layout == "auto" else layout
     trained = LAYOUT_ACTIVATION.get(found) or weights_activation(None, source)
     if trained is not None and kwargs.get("activation", "auto") == "auto" and "quick_gelu" not in kwargs:

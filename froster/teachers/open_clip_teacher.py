@@ -23,6 +23,7 @@ class OpenCLIPTeacher(ModuleTeacher):
         *,
         precision: str = "fp32",
         device: Union[str, torch.device] = "cpu",
+        trust_code: bool = False,
         **model_overrides,
     ) -> "OpenCLIPTeacher":
         """Build the teacher from an open_clip name and weights.
@@ -35,9 +36,12 @@ class OpenCLIPTeacher(ModuleTeacher):
             precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``; half precision is the cheap choice
                 on GPUs since the teacher only runs forward.
             device: Where to put the teacher.
+            trust_code: Let a TorchScript ``pretrained`` file run the code it carries
+                (``torch.jit.load``); only for files you trust (the trust model in ``docs/api.md``).
+                By default its weights are read without running anything.
             **model_overrides: open_clip config overrides (``embed_dim``, ``vision_cfg``, ...).
         """
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
-        model, tokenizer = create_open_clip(model_name, pretrained, device=device, **model_overrides)
+        model, tokenizer = create_open_clip(model_name, pretrained, device=device, trust_code=trust_code, **model_overrides)
         return cls(model, tokenizer=tokenizer, dtype=_PRECISIONS[precision])

@@ -38,6 +38,7 @@ def build_student(config: StudentConfig, num_frames: int, *, pretrained: bool = 
         num_frames=num_frames,
         # Without the weights, the activation they were trained with must still be built.
         activation=config.activation if pretrained else config_activation(config),
+        trust_code=config.trust_code,
         **config.options,
         **config.clip_overrides,
     )
@@ -49,7 +50,7 @@ def build_teacher(config: TeacherConfig, device: Union[str, torch.device] = "cpu
 
     return OpenCLIPTeacher.from_pretrained(
         config.clip, config.pretrained, precision=config.precision, device=device, activation=config.activation,
-        **config.clip_overrides,
+        trust_code=config.trust_code, **config.clip_overrides,
     )
 
 
@@ -111,7 +112,8 @@ def original_clip_state(config: RunConfig) -> dict[str, torch.Tensor]:
     """
     torch.manual_seed(config.train.seed)
     model, _ = create_open_clip(
-        config.student.clip, config.student.pretrained, activation=config.student.activation, **config.student.clip_overrides
+        config.student.clip, config.student.pretrained, activation=config.student.activation,
+        trust_code=config.student.trust_code, **config.student.clip_overrides,
     )
     return {k: v.detach() for k, v in model.state_dict().items()}
 

@@ -93,13 +93,17 @@ def save_weights(path: PathLike, state: Mapping[str, torch.Tensor], metadata: Op
 
 
 def load_weights(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(state dict, metadata)`` of a safetensors file."""
+    """``(state dict, metadata)`` of a safetensors file; NaN or infinite weights are refused, naming the key."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from froster.weights_safety import check_finite
+
     with safe_open(os.fspath(path), framework="pt") as handle:
         metadata = dict(handle.metadata() or {})
-    return load_file(os.fspath(path)), metadata
+    state = load_file(os.fspath(path))
+    check_finite(state, repr(os.fspath(path)))
+    return state, metadata
 
 
 # -- random states -----------------------------------------------------------------------------

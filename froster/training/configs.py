@@ -92,6 +92,9 @@ class StudentConfig:
             see :mod:`froster.clip_activation`; the run records the resolved one).
         options: Extra keyword arguments of the student's builder (e.g. ``clip_ends`` of vclip).
         clip_overrides: open_clip config overrides (tiny models in tests).
+        trust_code: Let a TorchScript ``pretrained`` file run the code it carries
+            (``torch.jit.load``); only for files you trust. By default its weights are read
+            without running anything (the trust model in ``docs/api.md``).
     """
 
     name: str = "vclip"
@@ -100,6 +103,7 @@ class StudentConfig:
     activation: Literal["auto", "quick_gelu", "gelu"] = "auto"
     options: dict[str, Any] = field(default_factory=dict)
     clip_overrides: dict[str, Any] = field(default_factory=dict)
+    trust_code: bool = False
 
 
 @dataclass
@@ -112,6 +116,7 @@ class TeacherConfig:
         activation: CLIP's MLP activation, as for the student.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``; the teacher only runs forward.
         clip_overrides: open_clip config overrides.
+        trust_code: As for the student: let a TorchScript ``pretrained`` file run its code.
     """
 
     clip: str = "ViT-B-16"
@@ -119,6 +124,7 @@ class TeacherConfig:
     activation: Literal["auto", "quick_gelu", "gelu"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     clip_overrides: dict[str, Any] = field(default_factory=dict)
+    trust_code: bool = False
 
 
 @dataclass
