@@ -205,12 +205,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="small videos, one repetition (a smoke run)")
     parser.add_argument("--out", help="result folder; default benchmarks/results/data-cpu-<date>/")
-    parser.add_argument("--videos", default=None, help="where generated videos are cached; default: <temp dir>/froster_bench_videos")
+    parser.add_argument("--videos", help="where generated videos are cached; default: <temp dir>/froster_bench_videos")
     args = parser.parse_args(argv)
     settings = TINY if args.tiny else FULL
     torch.set_num_threads(1)
     out = Path(args.out) if args.out else RESULTS / f"data-cpu-{dt.date.today().isoformat()}"
-    videos = Path(args.videos) if args.videos else Path(tempfile.gettempdir()) / "froster_bench_videos" / ("tiny" if args.tiny else "full")
+    cache = Path(tempfile.gettempdir()) / "froster_bench_videos" / ("tiny" if args.tiny else "full")
+    videos = Path(args.videos) if args.videos else cache
     rows, files = [], {}
     for seconds in settings["seconds"]:
         path = videos / f"kinetics_like_{settings['width']}x{settings['height']}_{seconds}s.mp4"
@@ -227,7 +228,8 @@ def main(argv=None) -> int:
     meta = {"machine": machine, "command": python_command(), "videos": files,
             "settings": {k: v for k, v in settings.items()} | {"decode_threads": 1, "default_backend": resolve_backend("auto")}}
     columns = [("kind", "kind", ""), ("video_s", "video s", ""), ("sampling", "sampling", ""), ("backend", "backend", ""),
-               ("workers", "workers", ""), ("clips_per_s", "clips/s", ".1f"), ("clips_per_s_per_worker", "clips/s/worker", ".1f"),
+               ("workers", "workers", ""), ("clips_per_s", "clips/s", ".1f"),
+               ("clips_per_s_per_worker", "clips/s/worker", ".1f"),
                ("median_ms", "median ms", ".1f"), ("default_over_this", "default / this", ".2f")]
     paths = write_results(rows, out, meta, columns, title="Video decoding and loader throughput")
     print(paths["md"].read_text())

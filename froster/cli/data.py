@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepare.add_argument("--root", required=True, help="folder of the videos (any layout below it)")
     prepare.add_argument("--out", help="where to write <out>/<dataset>/... (the recipes' data.root); default: --root")
     prepare.add_argument("--annotations", help="folder of the publisher's annotation files; default: searched under --root")
-    prepare.add_argument("--splits", help="folder of the community split files (a ViFi-CLIP checkout) for base-to-novel / K600 subsets")
+    prepare.add_argument(
+        "--splits", help="folder of the community split files (a ViFi-CLIP checkout) for base-to-novel and K600 subsets"
+    )
 
     check = commands.add_parser("check", help="decode every video of a split in parallel; report the unreadable ones")
     check.add_argument("split", help="a 'path label' split file")

@@ -200,8 +200,11 @@ def to_csv(summary: Summary) -> str:
         row: dict = {"method": label}
         for d, pairs in summary.base_to_novel.get(label, {}).items():
             (bm, bs), (nm, ns) = mean_std([b for b, _ in pairs]), mean_std([n for _, n in pairs])
-            row.update({f"{d}_base_mean": round(bm, 4), f"{d}_base_std": round(bs, 4), f"{d}_novel_mean": round(nm, 4),
-                        f"{d}_novel_std": round(ns, 4), f"{d}_hm": round(harmonic_mean(bm, nm), 4), f"{d}_b2n_splits": len(pairs)})
+            row.update({
+                f"{d}_base_mean": round(bm, 4), f"{d}_base_std": round(bs, 4),
+                f"{d}_novel_mean": round(nm, 4), f"{d}_novel_std": round(ns, 4),
+                f"{d}_hm": round(harmonic_mean(bm, nm), 4), f"{d}_b2n_splits": len(pairs),
+            })
         for d, values in summary.cross_dataset.get(label, {}).items():
             mean, std = mean_std(values)
             row.update({f"{d}_top1_mean": round(mean, 4), f"{d}_top1_std": round(std, 4), f"{d}_top1_splits": len(values)})

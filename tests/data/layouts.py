@@ -142,7 +142,10 @@ def write_ucf101(root: Path, community: Path) -> dict[str, str]:
                 truth[name[:-4]] = cls
                 _video(root / "UCF-101" / cls / name, "avi")
     for k in (1, 2, 3):  # split k tests on group k, trains on the others
-        train = [f"{cls}/{_ucf_file(cls, g, x)} {c + 1}" for c, cls in enumerate(UCF_CLASSES) for g in range(1, 5) if g != k for x in (1, 2)]
+        train = [
+            f"{cls}/{_ucf_file(cls, g, x)} {c + 1}"
+            for c, cls in enumerate(UCF_CLASSES) for g in range(1, 5) if g != k for x in (1, 2)
+        ]
         test = [f"{cls}/{_ucf_file(cls, k, x)}" for cls in UCF_CLASSES for x in (1, 2)]
         _write(lists / f"trainlist0{k}.txt", "\n".join(train) + "\n", "\r\n")
         _write(lists / f"testlist0{k}.txt", "\n".join(test) + "\n", "\r\n")

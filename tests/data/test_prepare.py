@@ -14,7 +14,6 @@ import pytest
 
 pytest.importorskip("av")
 
-from froster.cli import main  # noqa: E402
 from froster.data.annotations import read_split  # noqa: E402
 from froster.data.classes import read_class_names  # noqa: E402
 from froster.data.prepare import DATASETS, prepare  # noqa: E402
@@ -30,7 +29,10 @@ EXPECTED_FILES = {
     "hmdb51": ["classes.txt"] + [f"{kind}_split{k}.txt" for k in (1, 2, 3) for kind in ("train", "test")],
     "ssv2": ["classes.txt", "train.txt", "val.txt"],
 }
-B2N_FILES = [f"b2n/{f}.txt" for f in ("train_s1", "train_s2", "train_s3", "base_val", "novel_val", "test", "base_classes", "novel_classes", "classes")]
+B2N_FILES = [
+    f"b2n/{f}.txt"
+    for f in ("train_s1", "train_s2", "train_s3", "base_val", "novel_val", "test", "base_classes", "novel_classes", "classes")
+]
 
 
 def class_file_of(split_file: str) -> str:

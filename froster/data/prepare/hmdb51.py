@@ -32,7 +32,10 @@ def find_split_files(annotations: Sequence[Path]) -> dict[tuple[str, int], Path]
         if found:
             return found
     where = ", ".join(str(f) for f in annotations)
-    raise FileNotFoundError(f"HMDB51: no '<class>_test_split1.txt' files (testTrainMulti_7030_splits) under {where} (pass --annotations <folder>)")
+    raise FileNotFoundError(
+        f"HMDB51: no '<class>_test_split1.txt' files (testTrainMulti_7030_splits) under {where} "
+        "(pass --annotations <folder>)"
+    )
 
 
 def read_split_file(path: Path) -> list[tuple[str, str]]:

@@ -83,7 +83,8 @@ def prepare_kinetics(
         if unknown:
             raise DataFileError(f"{path}: label(s) not in {train_path.name}: {unknown[:10]}")
         official.update({clip: name_key(label) for clip, label in labelled})
-        output.split(f"{split}.txt", [(clip, label_of[label]) for clip, label in labelled], [split, "validate" if split == "val" else split])
+        hints = [split, "validate"] if split == "val" else [split]
+        output.split(f"{split}.txt", [(clip, label_of[label]) for clip, label in labelled], hints)
     rename = {name_key(name): name for name in classes}
     if dataset == "k400":
         community.base_to_novel(output, splits, rename, official)

@@ -110,11 +110,14 @@ def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, req
     found = sorted(set(found))
     if len(found) > 1:
         listing = "\n  ".join(str(p) for p in found[:10])
-        raise FileNotFoundError(f"{what}: several files called {names[0]!r}:\n  {listing}\npass --annotations <the folder of the one to use>")
+        raise FileNotFoundError(
+            f"{what}: several files called {names[0]!r}:\n  {listing}\npass --annotations <the folder of the one to use>"
+        )
     if not found:
         if required:
             where = ", ".join(str(folder) for folder in search)
-            raise FileNotFoundError(f"{what}: no {' or '.join(repr(n) for n in names)} under {where} (pass --annotations <folder>)")
+            wanted = " or ".join(repr(n) for n in names)
+            raise FileNotFoundError(f"{what}: no {wanted} under {where} (pass --annotations <folder>)")
         return None
     return found[0]
 
@@ -157,7 +160,8 @@ class PrepareReport:
                 line += f" ({len(split.missing)} of {split.listed} listed not found: {shown})"
             lines.append(line)
         if self.label_mismatches:
-            lines.append(f"  {len(self.label_mismatches)} video(s) labelled differently by two files, e.g. {self.label_mismatches[0]}")
+            count, first = len(self.label_mismatches), self.label_mismatches[0]
+            lines.append(f"  {count} video(s) labelled differently by two files, e.g. {first}")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -211,7 +215,8 @@ class Output:
     def finish(self) -> PrepareReport:
         """Write ``<out>/<dataset>/prepare_report.json`` and return the report."""
         if self.index.ambiguous:
-            self.report.notes.append(f"{len(self.index.ambiguous)} listed video(s) matched several files, e.g. {self.index.ambiguous[0]}")
+            count, first = len(self.index.ambiguous), self.index.ambiguous[0]
+            self.report.notes.append(f"{count} listed video(s) matched several files, e.g. {first}")
         path = self.out / self.dataset / "prepare_report.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self.report), indent=2) + "\n", encoding="utf-8")
