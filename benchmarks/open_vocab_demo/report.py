@@ -63,7 +63,7 @@ def paired_differences(data: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for method, lr, epochs in _cells(rows):
         for first, second in PAIRS:
-            if method != first:
+            if method != first or (second, lr, epochs) not in {(m, l, e) for m, l, e, _ in by_key}:
                 continue
             row: dict[str, Any] = {"comparison": f"{first} - {second}", "lr": lr, "epochs": epochs}
             for name in NOVEL_SETS:
