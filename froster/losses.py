@@ -1,4 +1,9 @@
-"""FROSTER's losses in functional form, for users who compute features themselves."""
+"""FROSTER's losses in functional form, for users who compute features themselves.
+
+:func:`residual_distill_loss` takes raw features and a :class:`ResidualProjector`; it normalises,
+flattens and calls the op on prepared rows and raw weights,
+:func:`froster.ops.residual_projection_loss`.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -7,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from froster.ops import residual_distill_loss as _fused_residual_distill_loss
+from froster.ops import residual_projection_loss
 from froster.projector import ResidualProjector
 
 
@@ -38,7 +43,7 @@ def residual_distill_loss(
         projector: The :class:`ResidualProjector` of this modality.
         alpha: Residual weight; the projector's own ``alpha`` when ``None``.
         kind: ``"cosine"`` or ``"l2"``.
-        impl: ``"auto"``, ``"torch"`` or ``"triton"`` (see :func:`froster.ops.residual_distill_loss`).
+        impl: ``"auto"``, ``"torch"`` or ``"triton"`` (see :func:`froster.ops.residual_projection_loss`).
         to_teacher: Optional learned map from the student's to the teacher's dimension.
 
     Returns:
@@ -59,7 +64,7 @@ def residual_distill_loss(
             f"feature dims must equal the projector's dim {projector.dim}: student gives {z.shape[-1]}, "
             f"teacher gives {t.shape[-1]} (set project_to_teacher=True to map between them)"
         )
-    return _fused_residual_distill_loss(
+    return residual_projection_loss(
         z.to(weight_dtype),
         t.to(weight_dtype),
         projector.fc1.weight,

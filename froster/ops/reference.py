@@ -1,4 +1,4 @@
-"""Residual-projection distillation loss: the torch reference and the dispatcher.
+"""Residual-projection loss in plain torch: the reference of the fused op and its CPU path.
 
 FROSTER (Huang et al., ICLR 2024) pulls a *residual projection* of the student feature toward the
 frozen teacher's feature instead of the student feature itself::
@@ -8,8 +8,9 @@ frozen teacher's feature instead of the student feature itself::
     loss = mean_rows(1 - cos(z', t))          # kind="cosine"
     loss = mean_rows(||z' - t||_2)            # kind="l2"
 
-The torch implementation below is the reference and the CPU path; the fused Triton kernels in
-``froster.ops.triton_residual_distill`` compute the same function on CUDA.
+This module imports nothing else from ``froster.ops``: the dispatcher
+(:mod:`froster.ops.dispatch`) and the Triton host code (:mod:`froster.ops.triton_residual_projection`)
+both build on it, and neither imports the other at module level.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def residual_projection(
     return z + alpha * F.linear(hidden, w2, b2)  # (N, D)
 
 
-def distill_loss_from_projected(z_proj: torch.Tensor, t: torch.Tensor, kind: LossKind) -> torch.Tensor:
+def distance_to_teacher(z_proj: torch.Tensor, t: torch.Tensor, kind: LossKind) -> torch.Tensor:
     """Row-averaged distance between projected student rows and teacher rows, in fp32 or wider.
 
     ``cosine``: ``mean(1 - <z', t> / (max(|z'|, eps) * max(|t|, eps)))``;
@@ -68,7 +69,7 @@ def distill_loss_from_projected(z_proj: torch.Tensor, t: torch.Tensor, kind: Los
     return torch.linalg.vector_norm(z_proj - t, dim=-1).mean()
 
 
-def residual_distill_loss_torch(
+def residual_projection_loss_torch(
     z: torch.Tensor,
     t: torch.Tensor,
     w1: torch.Tensor,
@@ -79,11 +80,12 @@ def residual_distill_loss_torch(
     alpha: float = 0.1,
     kind: LossKind = "cosine",
 ) -> torch.Tensor:
-    """Reference implementation in plain torch ops; same signature as the fused op."""
-    return distill_loss_from_projected(residual_projection(z, w1, w2, b1, b2, alpha=alpha), t, kind)
+    """The loss in eager torch ops; same signature and value as the fused Triton op."""
+    return distance_to_teacher(residual_projection(z, w1, w2, b1, b2, alpha=alpha), t, kind)
 
 
-def _check_inputs(z, t, w1, w2, b1, b2, kind, impl) -> None:
+def check_inputs(z, t, w1, w2, b1, b2, kind: str, impl: str) -> None:
+    """Shapes, kind and impl of a residual-projection loss call; errors name the argument."""
     if kind not in LOSS_KINDS:
         raise ValueError(f"kind must be one of {LOSS_KINDS}, got {kind!r}")
     if impl not in IMPLS:
@@ -104,50 +106,3 @@ def _check_inputs(z, t, w1, w2, b1, b2, kind, impl) -> None:
         raise ValueError(f"b2 must be ({d},), got {tuple(b2.shape)}")
     if n == 0:
         raise ValueError("z has no rows: the mean over rows of an empty batch is undefined")
-
-
-def residual_distill_loss(
-    z: torch.Tensor,
-    t: torch.Tensor,
-    w1: torch.Tensor,
-    w2: torch.Tensor,
-    b1: Optional[torch.Tensor] = None,
-    b2: Optional[torch.Tensor] = None,
-    *,
-    alpha: float = 0.1,
-    kind: LossKind = "cosine",
-    impl: Impl = "auto",
-) -> torch.Tensor:
-    """Residual-projection distillation loss, with an explicit choice of implementation.
-
-    Args:
-        z: Student features, (N, D); L2-normalised by the caller in FROSTER.
-        t: Teacher features, (N, D); receives no gradient.
-        w1: (H, D) weight of the first projector layer.
-        w2: (D, H) weight of the second projector layer.
-        b1: Optional (H,) bias.
-        b2: Optional (D,) bias.
-        alpha: Weight of the residual branch.
-        kind: ``"cosine"`` (``1 - cos``) or ``"l2"`` (Euclidean distance).
-        impl: ``"torch"`` runs the reference, ``"triton"`` the fused kernels (CUDA, or the Triton
-            interpreter), ``"auto"`` Triton on CUDA tensors and torch elsewhere.
-
-    Returns:
-        The fp32 scalar loss averaged over the N rows.
-    """
-    _check_inputs(z, t, w1, w2, b1, b2, kind, impl)
-    if impl == "auto":
-        impl = "triton" if z.is_cuda and _triton_available() else "torch"
-    if impl == "torch":
-        return residual_distill_loss_torch(z, t, w1, w2, b1, b2, alpha=alpha, kind=kind)
-    from froster.ops.triton_residual_distill import residual_distill_loss_triton
-
-    return residual_distill_loss_triton(z, t, w1, w2, b1, b2, alpha=alpha, kind=kind)
-
-
-def _triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
