@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -205,11 +206,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     protocol, name = protocol_from(args)
     torch.set_num_threads(args.threads)
     out = args.out or Path("runs") / time.strftime("open_vocab-%Y%m%d-%H%M%S")
+    machine = machine_info("cpu")  # at the start: the commit and load the run began with
     wall = time.perf_counter()
     rows, curves, timings = run(protocol, progress=not args.no_progress)
     timings["total_wall_s"] = time.perf_counter() - wall
+    timings["total_cpu_s"] = timings["pretrain_cpu_s"] + timings["finetune_cpu_s"]
+    timings["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     meta = {
-        "machine": machine_info("cpu"),
+        "machine": machine,
         "settings": {"protocol": name, "seeds": list(protocol.seeds), "student": protocol.student,
                      "lrs": list(protocol.lrs), "epochs": list(protocol.epochs)},
         "command": python_command() if argv is None else "python benchmarks/open_vocab.py " + " ".join(argv),

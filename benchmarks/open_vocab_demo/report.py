@@ -107,12 +107,18 @@ def write_summary(json_path: str | Path) -> Path:
         f"load average {machine.get('load_avg_1m')}), torch {machine.get('torch')}, open_clip {machine.get('open_clip')}, "
         f"{machine.get('date_utc')}, commit {machine.get('git_commit')}.", "",
         f"Command: `{data['command']}` (protocol: {data['protocol_name']}). Mean ± sample std over seeds {seeds}; "
-        f"top-1 %, chance {data['chance']:.1f} %. Wall time {data['timings']['total_wall_s']:.0f} s.", "",
+        f"top-1 %, chance {data['chance']:.1f} %. {_time(data['timings'])}", "",
         markdown(data), "",
     ]
     path = json_path.with_name("summary.md")
     path.write_text("\n".join(text))
     return path
+
+
+def _time(timings: dict[str, Any]) -> str:
+    """Wall and CPU time: on a shared machine the CPU time is what the run costs on an idle one."""
+    cpu = timings.get("total_cpu_s", timings["pretrain_cpu_s"] + timings["finetune_cpu_s"])
+    return f"Wall time {timings['total_wall_s']:.0f} s, CPU time of the process {cpu:.0f} s."
 
 
 def plot(json_path: str | Path, png_path: Optional[str | Path] = None) -> Path:
