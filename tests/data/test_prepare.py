@@ -149,3 +149,14 @@ def test_clear_errors_for_wrong_folders_and_bad_annotations(tmp_path, capsys):
         video.unlink()
     with pytest.raises(RuntimeError, match="none of the listed videos was found"):
         prepare("k400", root=bare)
+
+
+def test_kinetics_csvs_of_the_first_releases_are_found(tmp_path):
+    """Kinetics-400 was first published as kinetics_{train,val,test}.csv (mmaction2's layout)."""
+    raw = tmp_path / "k400"
+    truth, _ = layouts.write_kinetics(raw, ["a b", "c"], "k4")
+    annotations = raw / "annotations"
+    for old, new in (("train", "train"), ("validate", "val"), ("test", "test")):
+        (annotations / f"{old}.csv").rename(annotations / f"kinetics_{new}.csv")
+    report = prepare("k400", root=raw, out=tmp_path / "out")
+    assert [(s.file, s.written) for s in report.splits] == [("k400/train.txt", 6), ("k400/val.txt", 3), ("k400/test.txt", 2)]

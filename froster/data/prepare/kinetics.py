@@ -1,6 +1,7 @@
 """Kinetics-400 and Kinetics-600 from their official CSV files.
 
-The publisher's annotations are ``train.csv``, ``validate.csv`` and ``test.csv`` with the columns
+The publisher's annotations are ``train.csv``, ``validate.csv`` and ``test.csv`` (in the first
+releases ``kinetics_{train,val,test}.csv`` and ``kinetics-600_{train,val,test}.csv``) with the columns
 ``label,youtube_id,time_start,time_end,split`` (extra columns are ignored; a file without a
 ``label`` column, like Kinetics-600's test set, is skipped). Each row is the clip
 ``{youtube_id}_{time_start:06d}_{time_end:06d}``, as the usual downloaders name the files, found
@@ -21,8 +22,10 @@ from froster.data.prepare import community
 from froster.data.prepare.layout import Output, PrepareReport, VideoIndex, find_annotation, name_key
 from froster.data.textfiles import DataFileError, read_text
 
-# output split name -> the official CSV names (the validation CSV is called both ways)
+# output split name -> the official CSV names: the current release's, then the first releases'
+# (``kinetics_train.csv`` for Kinetics-400 in 2017, ``kinetics-600_train.csv`` for Kinetics-600).
 CSV_FILES = {"train": ("train.csv",), "val": ("validate.csv", "val.csv"), "test": ("test.csv",)}
+FIRST_RELEASE = {"k400": "kinetics_{}.csv", "k600": "kinetics-600_{}.csv"}
 REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end")
 
 
@@ -63,6 +66,7 @@ def prepare_kinetics(
         raise ValueError(f"dataset must be 'k400' or 'k600', got {dataset!r}")
     rows = {}
     for split, names in CSV_FILES.items():
+        names = (*names, FIRST_RELEASE[dataset].format(split))
         path = find_annotation(names, annotations, f"{dataset} {split} CSV", required=split == "train")
         if path is not None:
             rows[split] = (path, read_kinetics_csv(path))
