@@ -80,7 +80,10 @@ def tag_activation(clip_name: str, tag: str) -> Optional[str]:
     config = open_clip.get_pretrained_cfg(clip_name, tag)
     if not config:
         return None
-    return QUICK_GELU if config.get("quick_gelu", False) else GELU
+    if "quick_gelu" in config:
+        return QUICK_GELU if config["quick_gelu"] else GELU
+    # open_clip releases before 2.27 do not record it; OpenAI's own weights are QuickGELU.
+    return QUICK_GELU if tag == "openai" or "openaipublic" in str(config.get("url", "")) else GELU
 
 
 def torchscript_activation(path: Union[str, os.PathLike]) -> Optional[str]:
