@@ -5,6 +5,8 @@ Every benchmark of the repository measures through these helpers and writes its 
 from those files afterwards, never from numbers held in memory.
 
     stats = time_fn(step, warmup=3, steps=10, sync=device_sync(device))
+    timed = time_interleaved({"a": step_a, "b": step_b}, warmup=1, steps=20)
+    ratio = ratio_stats(timed["b"]["times_ms"], timed["a"]["times_ms"])  # median, p10-p90, bootstrap CI
     with PeakMemory(device) as memory:
         step()
     write_results(rows, out_dir, meta={"machine": machine_info(device), "settings": {...}})
@@ -65,7 +67,7 @@ def time_fn(
         callback: Called after every call, warm-up included (e.g. a progress bar's update).
 
     Returns:
-        ``median_ms``, ``p90_ms``, ``mean_ms``, ``min_ms``, ``max_ms`` and ``steps``.
+        ``median_ms``, ``p10_ms``, ``p90_ms``, ``mean_ms``, ``min_ms``, ``max_ms`` and ``steps``.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -91,37 +93,69 @@ def time_interleaved(
     steps: int,
     sync: Callable[[], None] = lambda: None,
     callback: Optional[Callable[[], None]] = None,
-) -> dict[str, dict[str, float]]:
-    """Time several functions in rounds (A, B, C, A, B, C, ...), each call timed on its own.
+) -> dict[str, dict[str, Any]]:
+    """Time several functions in rounds, each call timed on its own, the order rotated each round.
 
     On a shared or thermally throttled machine the load changes from second to second; running
     the candidates side by side exposes them to the same conditions, so their *ratio* stays
-    meaningful even when each absolute time is noisy.
+    meaningful even when each absolute time is noisy. Round r starts with candidate r mod k
+    (A B C, B C A, C A B, ...), so no candidate always runs first, or always right after another.
 
     Returns:
-        ``{name: stats}`` with the keys of :func:`time_fn`.
+        ``{name: stats}`` with the keys of :func:`summarize` and ``times_ms``, the per-round
+        times in round order (for paired ratios, :func:`ratio_stats`).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(warmup + steps):
-        for name, fn in fns.items():
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
             sync()
             start = time.perf_counter()
-            fn()
+            fns[name]()
             sync()
             if round_ >= warmup:
                 times[name].append((time.perf_counter() - start) * 1e3)
             if callback:
                 callback()
-    return {name: summarize(t) for name, t in times.items()}
+    return {name: {**summarize(t), "times_ms": t} for name, t in times.items()}
+
+
+def ratio_stats(numerator_ms: Sequence[float], denominator_ms: Sequence[float], resamples: int = 2000,
+                seed: int = 0) -> dict[str, float]:
+    """The ratio of two candidates timed in the same rounds, with its spread.
+
+    Each round gives one ratio (the two steps ran seconds apart, under the same load). Reported:
+    the median of the per-round ratios, their 10th and 90th percentiles, and a 90 % bootstrap
+    interval of that median (rounds resampled with replacement, fixed seed).
+
+    Returns:
+        ``median``, ``p10``, ``p90``, ``ci90_low``, ``ci90_high`` and ``rounds``.
+    """
+    num, den = np.asarray(numerator_ms, dtype=float), np.asarray(denominator_ms, dtype=float)
+    if num.shape != den.shape or num.size == 0:
+        raise ValueError(f"need as many numerator as denominator times, at least one; got {num.size} and {den.size}")
+    ratios = num / den
+    rng = np.random.default_rng(seed)
+    medians = np.median(ratios[rng.integers(0, ratios.size, size=(resamples, ratios.size))], axis=1)
+    return {
+        "median": float(np.median(ratios)),
+        "p10": float(np.percentile(ratios, 10)),
+        "p90": float(np.percentile(ratios, 90)),
+        "ci90_low": float(np.percentile(medians, 5)),
+        "ci90_high": float(np.percentile(medians, 95)),
+        "rounds": int(ratios.size),
+    }
 
 
 def summarize(times_ms: Sequence[float]) -> dict[str, float]:
-    """Median, p90 (linear interpolation), mean, min and max of per-step times in ms."""
+    """Median, p10 and p90 (linear interpolation), mean, min and max of per-step times in ms."""
     t = np.asarray(times_ms, dtype=float)
     return {
         "median_ms": float(np.median(t)),
+        "p10_ms": float(np.percentile(t, 10)),
         "p90_ms": float(np.percentile(t, 90)),
         "mean_ms": float(t.mean()),
         "min_ms": float(t.min()),

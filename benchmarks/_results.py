@@ -43,6 +43,14 @@ def _columns_of(rows: Iterable[Row]) -> list[str]:
     return keys
 
 
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return value
+
+
 def append_results_csv(path: str | os.PathLike, rows: Sequence[Row]) -> Path:
     """Append ``rows`` to a CSV file, creating it with a header, or widening it for new keys."""
     path = Path(path)
@@ -58,7 +66,7 @@ def append_results_csv(path: str | os.PathLike, rows: Sequence[Row]) -> Path:
         if mode == "w":
             writer.writeheader()
             writer.writerows(old)
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
     return path
 
 
@@ -69,6 +77,7 @@ def write_results(
     columns: Optional[Sequence[Column]] = None,
     title: str = "Benchmark results",
     stem: str = "results",
+    notes: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write ``<stem>.json`` (meta + rows), ``<stem>.csv`` and ``<stem>.md`` into ``out_dir``.
 
@@ -82,6 +91,7 @@ def write_results(
         columns: Columns of the markdown table; every key when ``None``.
         title: Heading of the markdown file.
         stem: File name without extension.
+        notes: Lines printed under the markdown table.
 
     Returns:
         ``{"json": ..., "csv": ..., "md": ...}`` paths.
@@ -104,5 +114,7 @@ def write_results(
     if settings:
         text += [f"Settings: {settings}", ""]
     text += [markdown_table(rows, columns), ""]
+    if notes:
+        text += [*(f"- {line}" for line in notes), ""]
     paths["md"].write_text("\n".join(text))
     return paths

@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-# (key prefix, legend label, colour) of the three kinds of training step.
+# (key prefix, legend label, colour) of the kinds of training step.
 STEP_KINDS = (
     ("student", "student alone (CE)", "#4c72b0"),
-    ("cached", "distilled, cached teacher", "#55a868"),
-    ("reference", "distilled, reference teacher", "#c44e52"),
+    ("cached", "distilled, this library", "#55a868"),
+    ("half_teacher", "distilled, text cache + half teacher", "#8172b2"),
+    ("text_cache", "distilled, text cache only", "#ccb974"),
+    ("reference", "distilled, released code's way", "#c44e52"),
 )
 
 
@@ -31,8 +33,9 @@ def _title(data: dict[str, Any]) -> str:
 def plot_results(json_path: str | Path, png_path: Optional[str | Path] = None) -> Path:
     """Draw step times and distillation overheads per student from a results JSON file.
 
-    Left: median training-step time of the student alone and distilled (whisker up to p90).
-    Right: distilled / student step-time ratio, from the same run; 1.0 is no overhead.
+    Left: median training-step time of the student alone and distilled (whiskers p10-p90).
+    Right: distilled / student step-time ratio (median of per-round ratios, whiskers its 90 %
+    bootstrap interval), from the same run; 1.0 is no overhead.
 
     Args:
         json_path: A ``results.json`` written by ``benchmarks/run.py``.
@@ -60,25 +63,30 @@ def plot_results(json_path: str | Path, png_path: Optional[str | Path] = None) -
     for i, (key, label, colour) in enumerate(kinds):
         median = np.array([r.get(f"{key}_step_ms") or np.nan for r in rows], dtype=float)
         p90 = np.array([r.get(f"{key}_step_p90_ms") or np.nan for r in rows], dtype=float)
-        upper = np.nan_to_num(np.clip(p90 - median, 0, None))
-        ax_time.bar(x + (i - (len(kinds) - 1) / 2) * width, median, width, yerr=[np.zeros_like(upper), upper],
+        p10 = np.array([r.get(f"{key}_step_p10_ms", r.get(f"{key}_step_ms")) or np.nan for r in rows], dtype=float)
+        spread = [np.nan_to_num(np.clip(median - p10, 0, None)), np.nan_to_num(np.clip(p90 - median, 0, None))]
+        ax_time.bar(x + (i - (len(kinds) - 1) / 2) * width, median, width, yerr=spread,
                     capsize=2, label=label, color=colour)
     ax_time.set_xticks(x, names)
-    ax_time.set_ylabel("training step, ms (median, whisker to p90)")
-    ax_time.set_ylim(top=ax_time.get_ylim()[1] * 1.25)  # headroom for the legend
-    ax_time.legend(fontsize=8, loc="upper left", ncols=len(kinds))
+    ax_time.set_ylabel("training step, ms (median, whiskers p10-p90)")
+    ax_time.set_ylim(top=ax_time.get_ylim()[1] * (1.25 if len(rows) >= 3 else 1.2 + 0.12 * len(kinds)))  # legend room
+    ax_time.legend(fontsize=7, loc="upper left", ncols=1 if len(rows) < 3 else min(len(kinds), 3))
 
     ratio_kinds = [k for k in kinds if k[0] != "student"]
     width = 0.8 / max(len(ratio_kinds), 1)
     for i, (key, label, colour) in enumerate(ratio_kinds):
         ratio = np.array([r.get(f"{key}_overhead") or np.nan for r in rows], dtype=float)
-        bars = ax_ratio.bar(x + (i - (len(ratio_kinds) - 1) / 2) * width, ratio, width, label=label, color=colour)
+        low = np.array([r.get(f"{key}_overhead_ci90_low", r.get(f"{key}_overhead")) or np.nan for r in rows], dtype=float)
+        high = np.array([r.get(f"{key}_overhead_ci90_high", r.get(f"{key}_overhead")) or np.nan for r in rows], dtype=float)
+        interval = [np.nan_to_num(np.clip(ratio - low, 0, None)), np.nan_to_num(np.clip(high - ratio, 0, None))]
+        bars = ax_ratio.bar(x + (i - (len(ratio_kinds) - 1) / 2) * width, ratio, width, yerr=interval, capsize=2,
+                            label=label, color=colour)
         ax_ratio.bar_label(bars, fmt="%.2fx", fontsize=7)
     ax_ratio.axhline(1.0, color="black", linewidth=0.8)
     ax_ratio.set_xticks(x, names)
-    ax_ratio.set_ylabel("distilled / student step time")
-    ax_ratio.set_ylim(top=ax_ratio.get_ylim()[1] * 1.2)  # headroom for the legend and the labels
-    ax_ratio.legend(fontsize=8, loc="upper left", ncols=len(ratio_kinds))
+    ax_ratio.set_ylabel("distilled / student step time\n(median of rounds, 90% bootstrap CI)")
+    ax_ratio.set_ylim(top=ax_ratio.get_ylim()[1] * (1.2 if len(rows) >= 3 else 1.15 + 0.12 * len(ratio_kinds)))
+    ax_ratio.legend(fontsize=7, loc="upper left", ncols=1 if len(rows) < 3 else min(len(ratio_kinds), 2))
 
     fig.suptitle(_title(data), fontsize=9)
     fig.tight_layout()

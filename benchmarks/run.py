@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from _harness import machine_info, markdown_table, python_command, write_results  # noqa: E402
-from students_bench import DTYPES, TEACHER_MODES, BenchSettings, TeacherPool, bench_student  # noqa: E402
+from students_bench import DTYPES, MEMORY_METHODS, TEACHER_MODES, BenchSettings, bench_student, teacher_pool  # noqa: E402
 
-# (key, header, format) of the terminal and markdown table.
+# (key, header, format) of the terminal and markdown table. Ratios are medians of per-round
+# ratios; their 90 % bootstrap intervals are in the *_ci90_* keys and in the RATIO_NOTE lines.
 COLUMNS = [
     ("student", "student", ""),
     ("params_total", "params (M)", lambda n: f"{n / 1e6:.2f}"),
@@ -38,6 +39,8 @@ COLUMNS = [
     ("student_step_ms", "student step ms", ".1f"),
     ("cached_step_ms", "distilled ms (cached)", ".1f"),
     ("cached_overhead", "overhead (cached)", ".2f"),
+    ("text_cache_overhead", "overhead (text cache only)", ".2f"),
+    ("half_teacher_overhead", "overhead (+ half teacher)", ".2f"),
     ("reference_step_ms", "distilled ms (reference)", ".1f"),
     ("reference_overhead", "overhead (reference)", ".2f"),
     ("reference_vs_cached", "reference / cached", ".2f"),
@@ -46,6 +49,19 @@ COLUMNS = [
     ("reference_peak_mb", "distilled peak MB (reference)", ".0f"),
     ("infer_clips_per_s", "inference clips/s", ".3g"),
 ]
+RATIOS = ("cached_overhead", "text_cache_overhead", "half_teacher_overhead", "reference_overhead", "reference_vs_cached")
+
+
+def ratio_lines(rows) -> list[str]:
+    """One line per student and ratio: median, p10-p90 of the rounds, 90 % bootstrap interval."""
+    lines = []
+    for row in rows:
+        for key in RATIOS:
+            if row.get(key) is not None:
+                lines.append(f"{row['student']} {key}: {row[key]:.3f} (rounds p10-p90 {row[key + '_p10']:.3f}-"
+                             f"{row[key + '_p90']:.3f}; 90% CI of the median {row[key + '_ci90_low']:.3f}-"
+                             f"{row[key + '_ci90_high']:.3f})")
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,10 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=None, help="frame size (default: the CLIP config's)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES], help="student autocast dtype (auto: bf16 on CUDA, fp32 on CPU)")
-    parser.add_argument("--teacher-mode", default="both", choices=["both", *TEACHER_MODES],
-                        help="cached: this library's teacher; reference: the released code's; both (default): ratio from one run")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before each measurement (default 3)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default 10)")
+    parser.add_argument("--modes", default="all",
+                        help=f"distilled modes, comma-separated, of {', '.join(TEACHER_MODES)}, or 'all' (default); "
+                             "reference: the released code's way, cached: this library's")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps of every kind before timing (default 3)")
+    parser.add_argument("--steps", type=int, default=20, help="timed rounds, one step of every kind each (default 20)")
+    parser.add_argument("--memory", default="auto", choices=MEMORY_METHODS,
+                        help="peak memory per kind in a fresh process (process), in this one (inline), or auto "
+                             "(process on CPU, inline on CUDA)")
     parser.add_argument("--out", default=None, help="output folder (default runs/bench-<timestamp>/)")
     parser.add_argument("--profile", action="store_true", help="write a torch.profiler trace per student to <out>/profile/<student>/")
     parser.add_argument("--profile-steps", type=int, default=2, help="steps per profiler trace (default 2)")
@@ -111,6 +131,9 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Be
     args = parser.parse_args(argv)
     if args.classes is None:
         args.classes = 400 if args.clip else 32
+    modes = TEACHER_MODES if args.modes == "all" else tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if not modes or any(m not in TEACHER_MODES for m in modes):
+        parser.error(f"--modes: {args.modes!r} names an unknown mode; known: {', '.join(TEACHER_MODES)} (or 'all')")
     known = list_students()
     names = known if args.student == "all" else [n.strip() for n in args.student.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
@@ -142,8 +165,8 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[argparse.Namespace, Be
     settings = BenchSettings(
         clip=args.clip, pretrained=args.pretrained, frames=args.frames, batch=args.batch, classes=args.classes,
         image_size=args.image_size, device=str(device), dtype=dtype,
-        teacher_modes=TEACHER_MODES if args.teacher_mode == "both" else (args.teacher_mode,),
-        warmup=args.warmup, steps=args.steps, profile_dir=str(out / "profile") if args.profile else None,
+        teacher_modes=modes, warmup=args.warmup, steps=args.steps, memory=args.memory,
+        profile_dir=str(out / "profile") if args.profile else None,
         profile_steps=args.profile_steps,
     )
     args.out = out
@@ -172,7 +195,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"Device: {settings.device}, dtype {settings.dtype}; T={settings.frames} B={settings.batch} K={settings.classes}; "
           f"students: {', '.join(names)}", flush=True)
 
-    teachers = TeacherPool(settings)
+    merged = settings.merged_modes()
+    for kept, same in merged.items():
+        print(f"On {settings.device}, {', '.join(same)} {'is' if len(same) == 1 else 'are'} the same step as {kept} "
+              "(half-precision teacher and fused kernel are CUDA-only): measured once, as " + kept, flush=True)
+    teachers = teacher_pool(settings)
     rows = []
     # delay: runs of a few seconds print no bar at all.
     with tqdm(total=settings.phases() * len(names), unit="step", delay=2.0, file=sys.stderr) as bar:
@@ -184,13 +211,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                 rows.append({"student": name, "error": f"{type(error).__name__}: {error}"})
 
     meta = {"machine": machine_info(settings.device), "settings": settings.to_dict(), "command": python_command()}
-    paths = write_results(rows, args.out, meta, columns=COLUMNS, title="FROSTER student benchmark")
-    table = markdown_table(rows, COLUMNS)
+    columns = [c for c in COLUMNS if any(c[0] in row for row in rows)]
+    paths = write_results(rows, args.out, meta, columns=columns, title="FROSTER student benchmark",
+                          notes=ratio_lines(rows))
+    table = markdown_table(rows, columns)
     png = plot_results(paths["json"], args.out / "results.png")
 
     print("\n" + table)
+    print("\n".join(ratio_lines(rows)))
     print(f"\nMachine: {meta['machine']['device_name']}; torch {torch.__version__}. Step times are medians of "
-          f"{settings.steps} steps, timed interleaved after {settings.warmup} warm-up steps each.")
+          f"{settings.steps} rounds (kinds interleaved, order rotated each round) after {settings.warmup} warm-up "
+          f"steps each; ratios are medians of per-round ratios. Memory: {settings.memory_method()}.")
     for row in rows:
         for key in (k for k in row if k.endswith("error")):
             print(f"{row['student']}: {key}: {row[key]}", file=sys.stderr)

@@ -2,35 +2,35 @@
 
 A *student step* is one training step of the student alone: video and class-text forward,
 cross-entropy, backward, AdamW. A *distilled step* is the same step through
-:class:`froster.ResidualDistiller` (teacher forward on the frames, teacher text, projectors,
-distillation losses). Their ratio is the distillation overhead. Two ways to run the teacher:
+:class:`froster.ResidualDistiller`, in one of the modes of :mod:`_training_steps` (``reference``:
+the released code's way; ``cached``: this library's; ``text_cache`` and ``half_teacher`` in
+between, one factor at a time). Distilled / student step time is the distillation overhead.
 
-* ``cached`` (this library's default): teacher text features cached per prompt set, teacher in
-  bf16 (fp16 without bf16 support) on CUDA, ``impl="auto"`` (the fused kernel on CUDA);
-* ``reference`` (the released code's way): the teacher text encoder re-run on every step for all
-  classes, teacher in fp32, ``impl="torch"``.
-
-Only the text *encoder* re-runs in ``reference`` mode: prompts are tokenized once, as the released
-code does.
+Timing: every kind of step is warmed up, then all kinds run in rounds, the order rotated each
+round; each ratio is taken per round and reported as its median, p10-p90 and a bootstrap
+interval. Memory: each kind's peak is measured in isolation, in a fresh process on CPU (the heap
+keeps what an earlier measurement freed) and in-process on CUDA (allocated bytes, exact), with
+nothing of the other kinds alive.
 """
 from __future__ import annotations
 
-import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Optional
+from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from _harness import PeakMemory, device_sync, time_fn, time_interleaved
-from froster import ResidualDistiller, build_student, student_logits
-from froster.teachers import OpenCLIPTeacher
-from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_build_kwargs, tiny_clip_overrides, tiny_prompts
+from _harness import PeakMemory, device_sync, ratio_stats, release_host_memory, time_fn, time_interleaved
+from _training_steps import DTYPES, MODE_FACTORS, TEACHER_MODES, StudentSteps, TeacherPool, count_flops  # noqa: F401
+from froster.testing import TINY_CLIP_NAME, tiny_build_kwargs, tiny_clip_overrides
 
-TEACHER_MODES = ("cached", "reference")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+MEMORY_METHODS = ("auto", "process", "inline")
+PROBE = Path(__file__).resolve().parent / "memory_probe.py"
 
 
 @dataclass
@@ -40,12 +40,14 @@ class BenchSettings:
     Attributes:
         clip: open_clip model name; ``None`` for the embedded tiny config (random weights).
         pretrained: open_clip tag or weights file; ``None`` keeps random weights.
-        frames, batch, classes: Video clip length T, clips per step B, class prompts K.
+        frames, batch, classes: Video clip length T, clips per step B, classes K.
         image_size: Frame size; the CLIP config's when ``None``.
         device, dtype: Where and in which autocast dtype the student runs (``fp32``: no autocast).
-        teacher_modes: Subset of :data:`TEACHER_MODES`.
-        warmup: Untimed steps of every kind of step (>= 1); peak memory is measured over them.
-        steps: Timed steps of every kind of step.
+        teacher_modes: Distilled modes asked for, a subset of :data:`TEACHER_MODES`.
+        warmup: Untimed steps of every kind (>= 1); the memory measurement runs this many too.
+        steps: Timed rounds; each round runs one step of every kind.
+        memory: ``process`` (a fresh process per kind), ``inline`` or ``auto`` (process on CPU,
+            inline on CUDA).
         profile_dir: Write torch.profiler traces under ``<profile_dir>/<student>/`` when set.
         profile_steps: Steps recorded per trace (after one warm-up step).
     """
@@ -60,7 +62,8 @@ class BenchSettings:
     dtype: str = "fp32"
     teacher_modes: tuple[str, ...] = TEACHER_MODES
     warmup: int = 3
-    steps: int = 10
+    steps: int = 20
+    memory: str = "auto"
     profile_dir: Optional[str] = None
     profile_steps: int = 2
 
@@ -99,122 +102,107 @@ class BenchSettings:
             return f"{self.clip} sizes with random weights (--pretrained not given)"
         return f"{self.clip} weights from {self.pretrained}"
 
-    def teacher_dtype(self, mode: str) -> str:
-        """fp32 for the reference; half precision on CUDA for the cached mode (forward only)."""
-        if mode == "reference" or torch.device(self.device).type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    @property
+    def on_cuda(self) -> bool:
+        return torch.device(self.device).type == "cuda"
 
-    def impl(self, mode: str) -> str:
-        return "torch" if mode == "reference" else "auto"
+    def resolved(self, mode: str) -> tuple[bool, bool, bool]:
+        """The factors a mode really switches on this device (half teacher and kernel: CUDA only)."""
+        f = MODE_FACTORS[mode]
+        return f.text_cache, f.half_teacher and self.on_cuda, f.fused_loss and self.on_cuda
+
+    def modes(self) -> tuple[str, ...]:
+        """The asked modes that differ on this device; of modes that coincide, the last is kept.
+
+        On CPU ``text_cache``, ``half_teacher`` and ``cached`` are one and the same step (fp32
+        teacher, torch loss), measured once as ``cached``.
+        """
+        asked = [m for m in TEACHER_MODES if m in self.teacher_modes]
+        return tuple(m for i, m in enumerate(asked) if all(self.resolved(m) != self.resolved(o) for o in asked[i + 1:]))
+
+    def merged_modes(self) -> dict[str, list[str]]:
+        """``{kept mode: [asked modes measured as it]}`` where modes coincide on this device."""
+        kept = self.modes()
+        return {k: [m for m in self.teacher_modes if m != k and self.resolved(m) == self.resolved(k)] for k in kept
+                if any(m != k and self.resolved(m) == self.resolved(k) for m in self.teacher_modes)}
+
+    def memory_method(self) -> str:
+        if self.memory == "auto":
+            return "inline" if self.on_cuda else "process"
+        return self.memory
+
+    def kinds(self) -> tuple[str, ...]:
+        return ("student", *self.modes())
 
     def phases(self) -> int:
         """Progress-bar ticks of one student."""
-        per = self.warmup + self.steps
-        profiled = (1 + self.profile_steps) * (1 + len(self.teacher_modes)) if self.profile_dir else 0
-        return per * (2 + len(self.teacher_modes)) + profiled
+        kinds = len(self.kinds())
+        profiled = (1 + self.profile_steps) * kinds if self.profile_dir else 0
+        memory = self.warmup * kinds if self.memory_method() == "inline" else 0
+        return (self.warmup + self.steps) * kinds + memory + 2 * self.steps + profiled
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "clip": self.clip or "tiny", "weights": self.describe_weights()}
+        return {**asdict(self), "clip": self.clip or "tiny", "weights": self.describe_weights(),
+                "measured_modes": list(self.modes()), "merged_modes": self.merged_modes(),
+                "memory_method": self.memory_method()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BenchSettings":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in fields}
+        values["clip"] = None if values.get("clip") == "tiny" else values.get("clip")
+        values["teacher_modes"] = tuple(values.get("teacher_modes", TEACHER_MODES))
+        return cls(**values)
 
 
-class RecomputingTextCache:
-    """Stands in for the distiller's teacher text cache and never caches: the released code's way."""
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        self.misses += 1
-        return compute().detach()
-
-    def clear(self) -> None:
-        pass
+def build_steps(name: str, s: BenchSettings, teachers: TeacherPool) -> StudentSteps:
+    return StudentSteps(name, s.student_kwargs(name), s.frame_size, s.frames, s.batch, s.classes, s.device, s.dtype, teachers)
 
 
-def _memo_tokenizer(tokenizer: Callable) -> Callable:
-    # The released code tokenizes its class prompts once; only the text encoder re-runs per step.
-    memo: dict[tuple[str, ...], torch.Tensor] = {}
-
-    def tokenize(texts):
-        key = tuple(texts)
-        if key not in memo:
-            memo.clear()
-            memo[key] = tokenizer(list(texts))
-        return memo[key]
-
-    return tokenize
+def teacher_pool(s: BenchSettings) -> TeacherPool:
+    return TeacherPool(s.clip_name, s.pretrained, s.device, s.clip_overrides())
 
 
-class TeacherPool:
-    """Builds each teacher precision once per run: every student is distilled from the same CLIP."""
+def peak_of(steps: StudentSteps, kind: str, warmup: int, tick: Callable[[], None] = lambda: None) -> PeakMemory:
+    """Peak memory of ``warmup`` steps of one kind, built fresh; its state is freed afterwards.
 
-    def __init__(self, settings: BenchSettings):
-        self.settings = settings
-        self._teachers: dict[str, OpenCLIPTeacher] = {}
-
-    def get(self, precision: str) -> OpenCLIPTeacher:
-        if precision not in self._teachers:
-            s = self.settings
-            teacher = OpenCLIPTeacher.from_pretrained(
-                s.clip_name, s.pretrained, precision=precision, device=s.device, **s.clip_overrides()
-            )
-            teacher.tokenizer = _memo_tokenizer(teacher.tokenizer)
-            self._teachers[precision] = teacher
-        return self._teachers[precision]
-
-
-def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of ``fn()`` by ``FlopCounterMode`` (a multiply-add counts 2), without autograd.
-
-    PyTorch's table has no formula for the CPU flash-attention kernel that ``scaled_dot_product_
-    attention`` picks on CPU; it is added so that attention counts on every device. The fused
-    ``nn.MultiheadAttention`` inference fast path (taken by frozen modules in eval mode) has no
-    formula either, so it is switched off while counting: the same matmuls are then counted.
+    One step runs first, unmeasured, for what a process pays once whatever it trains (library
+    workspaces, thread pools); its optimiser state and gradients are then dropped, so the
+    measured steps create them again: they belong to the cost of training. The baseline
+    (weights, teachers, inputs, the teacher's text cache) does not.
     """
-    extra = {}
-    cpu_flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if cpu_flash is not None:
-        extra[cpu_flash] = lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v)
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=extra) as counter:
-            fn()
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
-    return counter.get_total_flops()
-
-
-def _train_step(loss_fn: Callable[[], torch.Tensor], params, amp: Callable) -> Callable[[], None]:
-    # The learning rate is irrelevant to speed; a tiny one keeps random weights finite.
-    optimizer = torch.optim.AdamW([p for p in params if p.requires_grad], lr=1e-7)
-
-    def step() -> None:
-        with amp():
-            loss = loss_fn()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
-
-
-def _warm_and_measure_memory(step: Callable[[], None], s: BenchSettings, tick: Callable[[], None]) -> PeakMemory:
-    # The warm-up steps double as the memory measurement: the first one creates the optimiser
-    # state and the gradients, which belong to the cost of training.
-    with PeakMemory(s.device) as memory:
-        for _ in range(s.warmup):
+    step, optimizer, _ = steps.step(kind)
+    step()
+    optimizer.state.clear()
+    release_host_memory()
+    with PeakMemory(steps.device) as memory:
+        for _ in range(warmup):
             step()
             tick()
+    optimizer.state.clear()
+    del step, optimizer
+    release_host_memory()
     return memory
+
+
+def peak_in_fresh_process(name: str, kind: str, s: BenchSettings) -> dict[str, Any]:
+    """:func:`peak_of` in a new Python process (benchmarks/memory_probe.py), which prints JSON."""
+    # glibc keeps freed blocks above its (growing) mmap threshold in the heap; fixed at 64 KiB,
+    # every tensor-sized block goes back to the OS when freed and the RSS follows live memory.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    done = subprocess.run(
+        [sys.executable, str(PROBE), "--student", name, "--kind", kind, "--settings", json.dumps(s.to_dict())],
+        capture_output=True, text=True, timeout=3600, env=env,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"memory probe of {name}/{kind} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _profile(step: Callable[[], None], out_dir: Path, worker: str, s: BenchSettings, tick: Callable[[], None]) -> None:
     from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(s.device).type == "cuda" else [])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if s.on_cuda else [])
     with profile(
         activities=activities,
         schedule=schedule(wait=0, warmup=1, active=s.profile_steps),
@@ -230,34 +218,18 @@ def _profile(step: Callable[[], None], out_dir: Path, worker: str, s: BenchSetti
 
 
 def bench_student(name: str, s: BenchSettings, teachers: TeacherPool, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    """Every figure of one student, as one flat row (see ``docs/benchmarks.md`` for each key).
-
-    Each kind of step (student alone, then one per teacher mode) is warmed up on its own while
-    its peak memory is measured; then all kinds are timed interleaved, step by step, so that their
-    ratios come from the same seconds of a possibly busy machine.
-    """
-    device = torch.device(s.device)
-
-    def amp():
-        if s.dtype == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=DTYPES[s.dtype])
-
-    student = build_student(name, **s.student_kwargs(name)).to(device).train()
-    # A student whose vision tower is not CLIP's (timm_vit) says which frame size it takes.
-    size = (getattr(student, "image_size", None) or (s.frame_size,))[0]
-    video = synthetic_video(s.batch, s.frames, size).to(device)  # (B, 3, T, H, W)
-    labels = torch.randint(0, s.classes, (s.batch,), generator=torch.Generator().manual_seed(0)).to(device)
-    prompts = tiny_prompts(s.classes)
-    tokens = student.tokenizer(prompts).to(device)  # (K, L)
+    """Every figure of one student, as one flat row (see ``docs/benchmarks.md`` for each key)."""
+    steps = build_steps(name, s, teachers)
+    student, device = steps.student, steps.device
     row: dict[str, Any] = {"student": name, "clip": s.clip or "tiny", "weights": "random" if s.pretrained is None else s.pretrained,
-                           "frames": s.frames, "batch": s.batch, "classes": s.classes, "image_size": size,
+                           "frames": s.frames, "batch": s.batch, "classes": s.classes, "image_size": steps.image_size,
                            "device": device.type, "dtype": s.dtype}
-
     params = list(student.parameters())
     row["params_total"] = sum(p.numel() for p in params)
     row["params_trainable"] = sum(p.numel() for p in params if p.requires_grad)
-    teacher = teachers.get(s.teacher_dtype(s.teacher_modes[0]))
+    video, prompts = steps.video, [c.prompt("a video of a person {}.") for c in steps.classes]
+    tokens = student.tokenizer(prompts).to(device)
+    teacher = teachers.get("fp32")
     row["teacher_params"] = sum(p.numel() for p in teacher.parameters())
     row["student_gflops"] = count_flops(lambda: student.encode_video(video[:1])) / 1e9
     row["student_text_gflops"] = count_flops(lambda: student.encode_text(tokens)) / 1e9
@@ -265,56 +237,82 @@ def bench_student(name: str, s: BenchSettings, teachers: TeacherPool, tick: Call
     teacher_tokens = teacher.tokenizer(prompts).to(device)
     row["teacher_text_gflops"] = count_flops(lambda: teacher.encode_text(teacher_tokens)) / 1e9
 
-    def student_loss() -> torch.Tensor:
-        logits = student_logits(student, student.encode_video(video), student.encode_text(tokens))  # (B, K)
-        return F.cross_entropy(logits.float(), labels)
-
-    steps = {"student": _train_step(student_loss, student.parameters(), amp)}
-    memory = _warm_and_measure_memory(steps["student"], s, tick)
-    row["resident_mb"], row["student_peak_mb"], row["memory_method"] = memory.baseline_mb, memory.peak_mb, memory.method
-    distillers = {}
-    for mode in s.teacher_modes:
+    # Memory first, each kind on its own, before the timed steps keep every kind alive at once.
+    row["memory_method"] = s.memory_method()
+    for kind in s.kinds():
         try:
-            distiller = ResidualDistiller(student, teachers.get(s.teacher_dtype(mode)), impl=s.impl(mode), project_to_teacher=True).to(device)
-            if mode == "reference":
-                distiller.teacher_text_cache = RecomputingTextCache()
-            row[f"{mode}_teacher_dtype"] = s.teacher_dtype(mode)
-            row[f"{mode}_impl"] = "triton" if s.impl(mode) == "auto" and device.type == "cuda" and _has_triton() else "torch"
-            trainable = [p for p in distiller.parameters() if p.requires_grad]
-            row["projector_params"] = sum(p.numel() for p in trainable) - row["params_trainable"]
-            step = _train_step(lambda d=distiller: d(video, prompts, labels).loss, trainable, amp)
-            row[f"{mode}_peak_mb"] = _warm_and_measure_memory(step, s, tick).peak_mb
-            steps[mode], distillers[mode] = step, distiller
+            if s.memory_method() == "inline":
+                memory = peak_of(steps, kind, s.warmup, tick)
+                peak = {"peak_mb": memory.peak_mb, "baseline_mb": memory.baseline_mb, "method": memory.method}
+            else:
+                peak = peak_in_fresh_process(name, kind, s)
+            row[f"{kind}_peak_mb"] = peak["peak_mb"]
+            row[f"{kind}_resident_mb"] = peak["baseline_mb"]
+            row["memory_measure"] = peak["method"]
         except Exception as error:  # e.g. a kernel failing on this GPU: keep the other figures
-            row[f"{mode}_error"] = f"{type(error).__name__}: {error}"
+            row[f"{kind}_error"] = f"{type(error).__name__}: {error}"
 
-    timed = time_interleaved(steps, 0, s.steps, device_sync(device), tick)
-    row["student_step_ms"], row["student_step_p90_ms"] = timed["student"]["median_ms"], timed["student"]["p90_ms"]
-    for mode, distiller in distillers.items():
-        row[f"{mode}_step_ms"], row[f"{mode}_step_p90_ms"] = timed[mode]["median_ms"], timed[mode]["p90_ms"]
-        row[f"{mode}_overhead"] = row[f"{mode}_step_ms"] / row["student_step_ms"]
-        row[f"{mode}_text_encodes"] = distiller.teacher_text_cache.misses
+    timed_steps, distillers = {}, {}
+    for kind in s.kinds():
+        if f"{kind}_error" in row:
+            continue
+        try:
+            step, _, distiller = steps.step(kind)
+            for _ in range(s.warmup):
+                step()
+                tick()
+            timed_steps[kind] = step
+            if distiller is not None:
+                distillers[kind] = distiller
+                factors = s.resolved(kind)
+                row[f"{kind}_text_cache"] = factors[0]
+                row[f"{kind}_teacher_dtype"] = steps.teacher_precision(kind)
+                row[f"{kind}_impl"] = "triton" if factors[2] and _has_triton() else "torch"
+                row["projector_params"] = sum(p.numel() for p in distiller.parameters() if p.requires_grad) - row["params_trainable"]
+                distiller.teacher_text_cache.misses = 0
+        except Exception as error:
+            row[f"{kind}_error"] = f"{type(error).__name__}: {error}"
+
+    timed = time_interleaved(timed_steps, 0, s.steps, device_sync(device), tick)
+    for kind, stats in timed.items():
+        row[f"{kind}_step_ms"], row[f"{kind}_step_p10_ms"], row[f"{kind}_step_p90_ms"] = (
+            stats["median_ms"], stats["p10_ms"], stats["p90_ms"])
+        row[f"{kind}_times_ms"] = stats["times_ms"]
+    for kind, distiller in distillers.items():
+        _put_ratio(row, f"{kind}_overhead", ratio_stats(timed[kind]["times_ms"], timed["student"]["times_ms"]))
+        row[f"{kind}_text_encodes"] = distiller.teacher_text_cache.misses  # during the timed steps
     if "reference" in distillers and "cached" in distillers:
-        row["reference_vs_cached"] = row["reference_step_ms"] / row["cached_step_ms"]
+        _put_ratio(row, "reference_vs_cached", ratio_stats(timed["reference"]["times_ms"], timed["cached"]["times_ms"]))
 
     student.eval()
-    with torch.inference_mode(), amp():
+    with torch.inference_mode(), steps.amp():
         text_features = student.encode_text(tokens)  # (K, D), encoded once as at test time
-        infer = time_fn(lambda: student_logits(student, student.encode_video(video), text_features), s.warmup, s.steps,
-                        device_sync(device), tick)
+        infer = time_fn(lambda: _logits(student, video, text_features), s.warmup, s.steps, device_sync(device), tick)
     student.train()
     row["infer_ms"] = infer["median_ms"]
     row["infer_clips_per_s"] = s.batch / (infer["median_ms"] / 1e3)
 
     if s.profile_dir:
-        for phase, step in steps.items():
-            _profile(step, Path(s.profile_dir) / name, phase if phase == "student" else f"distilled-{phase}", s, tick)
+        for kind, step in timed_steps.items():
+            _profile(step, Path(s.profile_dir) / name, kind if kind == "student" else f"distilled-{kind}", s, tick)
     return row
 
 
+def _logits(student, video, text_features):
+    from froster import student_logits
+    from froster.protocols import encode_video_for_head
+
+    encoding = encode_video_for_head(student, video)
+    return student_logits(student, encoding.features, text_features, **encoding.head_inputs)
+
+
+def _put_ratio(row: dict[str, Any], key: str, stats: dict[str, float]) -> None:
+    row[key] = stats["median"]
+    for part in ("p10", "p90", "ci90_low", "ci90_high"):
+        row[f"{key}_{part}"] = stats[part]
+
+
 def _has_triton() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from froster.ops.dispatch import triton_importable
+
+    return triton_importable()

@@ -20,16 +20,33 @@ def test_time_fn_warms_up_then_times_each_step():
     assert 0 <= stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"] <= stats["max_ms"]
 
 
-def test_time_interleaved_alternates_the_candidates():
+def test_time_interleaved_rotates_the_order_every_round():
     order = []
-    stats = harness.time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=1, steps=2)
-    assert order == ["a", "b"] * 3
-    assert set(stats) == {"a", "b"} and stats["a"]["steps"] == 2
+    fns = {name: (lambda n=name: order.append(n)) for name in "abc"}
+    stats = harness.time_interleaved(fns, warmup=1, steps=3)
+    assert order == list("abc" "bca" "cab" "abc")
+    assert set(stats) == {"a", "b", "c"} and stats["a"]["steps"] == 3 and len(stats["b"]["times_ms"]) == 3
+
+
+def test_ratio_stats_pairs_rounds_and_bootstraps_the_median():
+    numerator = [2.0, 4.0, 9.0, 8.0, 25.0]
+    denominator = [2.0, 2.0, 3.0, 2.0, 5.0]  # per-round ratios 1, 2, 3, 4, 5
+    stats = harness.ratio_stats(numerator, denominator)
+    assert stats["median"] == 3.0 and stats["rounds"] == 5
+    assert stats["p10"] == pytest.approx(1.4) and stats["p90"] == pytest.approx(4.6)
+    # The bootstrap median of 5 resampled rounds is one of the observed ratios.
+    assert stats["ci90_low"] in (1.0, 2.0, 3.0) and stats["ci90_high"] in (3.0, 4.0, 5.0)
+    assert harness.ratio_stats(numerator, denominator) == stats  # fixed seed
+    # Not the ratio of the medians (8 / 2 = 4): each round is compared with itself.
+    assert stats["median"] != pytest.approx(float(sorted(numerator)[2] / sorted(denominator)[2]))
+    with pytest.raises(ValueError, match="as many"):
+        harness.ratio_stats([1.0, 2.0], [1.0])
 
 
 def test_summarize_percentiles():
     stats = harness.summarize([1.0, 2.0, 3.0, 4.0, 100.0])
     assert stats["median_ms"] == 3.0 and stats["p90_ms"] == pytest.approx(61.6) and stats["max_ms"] == 100.0
+    assert stats["p10_ms"] == pytest.approx(1.4)
 
 
 def test_peak_memory_sees_a_short_lived_allocation():
