@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from froster.ops.residual_distill import IMPLS, LOSS_KINDS
+from froster.ops.reference import IMPLS, LOSS_KINDS
+from froster.validation import loads_json, require_bool, require_int, require_number
 
 VIDEO_TARGETS = ("frames", "pooled")
 
@@ -50,18 +51,19 @@ class DistillConfig:
     check_finite: bool = True
 
     def __post_init__(self) -> None:
+        # Checked here, so both DistillConfig(...) and ResidualDistiller(..., beta=...) refuse a
+        # bad value before any module is built (FieldValueError is a ValueError).
         if self.kind not in LOSS_KINDS:
             raise ValueError(f"kind must be one of {LOSS_KINDS}, got {self.kind!r}")
         if self.video_target not in VIDEO_TARGETS:
             raise ValueError(f"video_target must be one of {VIDEO_TARGETS}, got {self.video_target!r}")
         if self.impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {self.impl!r}")
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        require_number(self, "alpha")
+        require_number(self, "beta")
         for name in ("hidden_dim", "student_dim", "teacher_dim"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+            require_int(self, name, optional=True)
+        require_bool(self, ("distill_video", "distill_text", "projector_bias", "project_to_teacher", "check_finite"))
 
     def replace(self, **changes: Any) -> "DistillConfig":
         """A copy with ``changes``; unknown names raise a ``TypeError`` listing the known ones."""
@@ -83,4 +85,5 @@ class DistillConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "DistillConfig":
-        return cls.from_dict(json.loads(text))
+        """From JSON text; ``NaN``/``Infinity`` and malformed JSON raise a ``ConfigError``."""
+        return cls.from_dict(loads_json(text, "DistillConfig JSON"))

@@ -27,7 +27,7 @@ from froster.projector import ResidualProjector
 from froster.protocols import check_student, check_teacher, encode_video_for_head
 from froster.text import ensemble_features
 from froster.teachers.text_cache import TextFeatureCache, prompt_key
-from froster.validation import check_finite, check_labels, check_prompts, check_video
+from froster.validation import check_finite, check_labels, check_prompts, check_student_video, check_tokens
 
 Prompts = Union[torch.Tensor, Sequence[str]]
 # One prompt set, or several prompt sets of the same classes to be ensembled.
@@ -152,7 +152,7 @@ class ResidualDistiller(nn.Module):
             labels: (B,) class indices; without them no cross-entropy term is computed.
         """
         sets, num_classes = _prompt_sets(prompts)
-        check_video(video, "video", getattr(self.student, "num_frames", None))
+        check_student_video(self.student, video)
         if labels is not None:
             check_labels(labels, video.shape[0], num_classes)
         if self.teacher.training:
@@ -192,7 +192,7 @@ class ResidualDistiller(nn.Module):
     def predict(self, video: torch.Tensor, prompts: PromptSets) -> torch.Tensor:
         """(B, K) logits of the student alone: the teacher and projectors play no part."""
         sets, _ = _prompt_sets(prompts)
-        check_video(video, "video", getattr(self.student, "num_frames", None))
+        check_student_video(self.student, video)
         encoding = encode_video_for_head(self.student, video)
         return student_logits(self.student, encoding.features, self._student_text(sets), **encoding.head_inputs)
 
@@ -236,7 +236,7 @@ class ResidualDistiller(nn.Module):
 
     def _tokens_for_student(self, prompts: Prompts) -> torch.Tensor:
         if isinstance(prompts, torch.Tensor):
-            return prompts
+            return check_tokens(prompts, {"student": self.student, "teacher": self.teacher})
         tokenizer = getattr(self.student, "tokenizer", None)
         if tokenizer is None:
             tokenizer = getattr(self.teacher, "tokenizer", None)

@@ -44,13 +44,33 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> ``cuda:<local_rank>`` when CUDA is available, else the CPU; other names as given."""
+def resolve_device(name: str, local_rank: int = 0, what: str = "device") -> torch.device:
+    """``"auto"`` -> ``cuda:<local_rank>`` when CUDA is available, else the CPU; other names as given.
+
+    Args:
+        name: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        local_rank: The GPU of a bare ``"cuda"``.
+        what: Where the name came from, for messages (``"train.device"``, ``"--device"``).
+
+    Raises:
+        ConfigError: Not a device name, or a CUDA device on a machine without CUDA (or without
+            that many GPUs).
+    """
+    from froster.validation import ConfigError
+
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"{what}={name!r} is not a device (auto, cpu, cuda, cuda:1, ...): {error}") from None
     if device.type == "cuda" and device.index is None:
         device = torch.device(f"cuda:{local_rank}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{what}={name!r}: CUDA is not available on this machine; use auto or cpu")
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(f"{what}={name!r}: this machine has {torch.cuda.device_count()} CUDA device(s), no {device}")
     return device
 
 
@@ -65,7 +85,7 @@ def init_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> Dis
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    target = resolve_device(device, local_rank)
+    target = resolve_device(device, local_rank, what="train.device")
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if target.type == "cuda" else "gloo"
         if target.type == "cuda":

@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from froster.cli._shared import load_student, report_table
+from froster.cli._shared import UsageError, load_student, report_table
 
 NAME = "eval"
 HELP = "evaluate trained weights on the recipe's eval sets"
+TRAILING = "overrides"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     student, config = load_student(args.checkpoint, args.config, args.overrides)
     path = Path(args.checkpoint)
     output = args.output or str((path.parent if path.is_file() else path) / f"eval-{path.stem}")
-    sets = [s.strip() for s in args.sets.split(",")] if args.sets else None
+    sets = _chosen_sets(args.sets, config) if args.sets is not None else None
     info = D.init_distributed(config.train.device)
     try:
         report = evaluate_run(student, config, info, output_dir=output, sets=sets, progress=config.train.progress)
@@ -35,3 +36,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         D.cleanup()
     return 0
+
+
+def _chosen_sets(spec: str, config) -> list[str]:
+    """The ``--sets`` names, each one of the config's eval sets."""
+    names = [name.strip() for name in spec.split(",")]
+    known = sorted(config.eval.sets)
+    if not all(names):
+        raise UsageError(f"--sets: empty set name in {spec!r}; known: {known}")
+    unknown = [name for name in names if name not in config.eval.sets]
+    if unknown:
+        raise UsageError(f"--sets: unknown evaluation set(s) {unknown}; known: {known}")
+    return names

@@ -29,6 +29,10 @@ def read_test_views(path: PathLike, data: DataConfig, student: Optional[nn.Modul
     """(V, C, T, H, W) normalised test views of one video file (with ``student``'s pixel statistics when it has them)."""
     from froster.data import CLIP_MEAN, CLIP_STD, FrameSampler, TestTransform, read_frames
 
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a video file")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
     sampler = FrameSampler(mode=data.sampling, num_frames=data.num_frames, stride=data.stride, num_test_clips=data.num_test_clips)
     frames = read_frames(path, lambda n, fps: sampler(n, train=False, fps=fps), backend=data.backend)  # (V, T, 3, H, W)
     mean, std = getattr(student, "pixel_mean", CLIP_MEAN), getattr(student, "pixel_std", CLIP_STD)

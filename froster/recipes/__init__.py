@@ -11,14 +11,13 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Union
 
 from froster.training.configs import RunConfig
-from froster.training.overrides import ConfigError, apply_overrides
+from froster.training.overrides import ConfigError, apply_overrides, loads_json
 
 
 def list_recipes() -> list[str]:
@@ -28,14 +27,22 @@ def list_recipes() -> list[str]:
 
 
 def recipe_dict(name_or_path: Union[str, os.PathLike]) -> dict:
-    """The raw JSON of a shipped recipe (by name) or of a JSON file (by path)."""
+    """The raw JSON of a shipped recipe (by name) or of a JSON file (by path).
+
+    Raises:
+        ConfigError: An unknown recipe name, or a file that is not JSON (``NaN``/``Infinity``
+            included; the message gives the line and column).
+        FileNotFoundError: A ``.json`` path that does not exist.
+    """
     path = Path(name_or_path)
-    if path.suffix == ".json" and path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file (shipped recipes: {list_recipes()})")
+        return loads_json(path.read_text(encoding="utf-8"), str(path))
     name = str(name_or_path)
     if name not in list_recipes():
         raise ConfigError(f"unknown recipe {name!r}: not a JSON file either; shipped recipes: {list_recipes()}")
-    return json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8"))
+    return loads_json(resources.files(__name__).joinpath(f"{name}.json").read_text(encoding="utf-8"), f"recipe {name}")
 
 
 def load_recipe(name_or_path: Union[str, os.PathLike], overrides: Iterable[str] = ()) -> RunConfig:

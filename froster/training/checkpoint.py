@@ -13,7 +13,14 @@ A checkpoint is a directory ``<output_dir>/checkpoints/step_<N>/`` holding:
 Every file is written to a temporary file in its final directory, flushed, ``fsync``-ed and
 moved into place with ``os.replace``; the directory is assembled under a temporary name and
 renamed when complete, and only then does ``checkpoints/latest`` point to it. A crash at any
-moment therefore leaves the previous checkpoint and the pointer to it intact.
+moment therefore leaves the previous checkpoint and the pointer to it intact; the temporary
+``.step_*.tmp/`` and ``.<name>.*.tmp`` it may leave are removed by :func:`sweep_leftovers` when the
+next run holds the directory (:mod:`froster.training.atomic_files`). Files and directories are
+created with the process's umask, like any other file the user writes.
+
+When ``latest`` is missing or names a checkpoint that is not there, :func:`latest_checkpoint` falls
+back to the newest complete checkpoint (with a warning), or refuses when none is complete: a run
+directory with checkpoints never silently restarts from step 0.
 """
 from __future__ import annotations
 
@@ -22,60 +29,31 @@ import json
 import os
 import random
 import shutil
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 import torch
 
+# atomic_write_bytes and sweep_leftovers are part of this module's interface too.
+from froster.training.atomic_files import atomic_write_bytes, create_temp_dir, fsync_dir, sweep_leftovers
+
 PathLike = Union[str, os.PathLike]
 LATEST = "latest"
 FORMAT_VERSION = 1
+REQUIRED_FILES = ("model.safetensors", "optimizer.pt", "rng.pt", "state.json", "config.json")
 
 
-# -- atomic files ------------------------------------------------------------------------------
-
-def _fsync(handle) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
+class CheckpointError(RuntimeError):
+    """A run's checkpoints cannot be used: none is complete, or the one asked for is broken."""
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    The bytes go to a temporary file in the same directory (same file system, so the final
-    ``os.replace`` is atomic), which is fsync-ed before it replaces ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            _fsync(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+class WeightsFileError(ValueError):
+    """A file given as weights is not a readable safetensors file (another format, truncated, ...)."""
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible (nor needed) on some platforms.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
+# -- weights files -----------------------------------------------------------------------------
 
 def torch_bytes(obj: Any) -> bytes:
     buffer = io.BytesIO()
@@ -94,16 +72,53 @@ def save_weights(path: PathLike, state: Mapping[str, torch.Tensor], metadata: Op
 
 def load_weights(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """``(state dict, metadata)`` of a safetensors file; NaN or infinite weights are refused, naming the key."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from froster.weights_safety import check_finite
 
-    with safe_open(os.fspath(path), framework="pt") as handle:
-        metadata = dict(handle.metadata() or {})
-    state = load_file(os.fspath(path))
+    metadata = weights_metadata(path)  # WeightsFileError for anything but a safetensors file
+    with _weights_errors(path):
+        state = load_file(os.fspath(path))
     check_finite(state, repr(os.fspath(path)))
     return state, metadata
+
+
+def weights_metadata(path: PathLike) -> dict[str, str]:
+    """The metadata of a safetensors file (its header only: cheap for any size).
+
+    Raises:
+        WeightsFileError: ``path`` is not a safetensors file, or a truncated one.
+        FileNotFoundError, IsADirectoryError: No such file, or a directory.
+    """
+    from safetensors import safe_open
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such weights file")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a weights file")
+    with _weights_errors(path):
+        with safe_open(os.fspath(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+
+
+class _weights_errors:
+    """Turns safetensors' parse errors about ``path`` into a :class:`WeightsFileError`."""
+
+    def __init__(self, path: PathLike):
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        from safetensors import SafetensorError
+
+        if isinstance(error, SafetensorError):
+            raise WeightsFileError(
+                f"{self.path} is not a safetensors weights file, or it is truncated ({error}); "
+                "give a .safetensors file written by froster train, or a run or checkpoint directory"
+            ) from None
+        return False
 
 
 # -- random states -----------------------------------------------------------------------------
@@ -168,7 +183,7 @@ def save_checkpoint(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / checkpoint_name(step)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory))
+    staging = create_temp_dir(directory, final.name)
     try:
         metadata = {"format": "pt", "froster_config": config_json, "step": str(step)}
         save_weights(staging / "model.safetensors", model_state, metadata)
@@ -182,7 +197,7 @@ def save_checkpoint(
         if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
             shutil.rmtree(final)
         os.replace(staging, final)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -199,12 +214,47 @@ def _prune(directory: Path, keep: int, newest: str) -> None:
 
 
 def latest_checkpoint(directory: PathLike) -> Optional[Path]:
-    """The checkpoint ``directory/latest`` points to, or ``None`` when there is none."""
-    pointer = Path(directory) / LATEST
-    if not pointer.is_file():
+    """The checkpoint to resume from in a run's ``checkpoints`` folder; ``None`` when it has none.
+
+    That is the one ``directory/latest`` points to. When ``latest`` is missing, or points to a
+    checkpoint that is not there, the newest complete checkpoint is taken instead, with a warning.
+
+    Raises:
+        CheckpointError: ``latest`` or ``step_*`` checkpoints are there, but no complete
+            checkpoint (see :func:`is_complete_checkpoint`).
+    """
+    directory = Path(directory)
+    pointer = directory / LATEST
+    named = pointer.read_text().strip() if pointer.is_file() else None
+    if named and (directory / named).is_dir():
+        return directory / named
+    candidates = sorted((p for p in directory.glob("step_*") if p.is_dir()), reverse=True)
+    if named is None and not candidates:
         return None
-    path = Path(directory) / pointer.read_text().strip()
-    return path if path.is_dir() else None
+    found = next((p for p in candidates if is_complete_checkpoint(p)), None)
+    problem = f"{pointer} names {named}, which does not exist" if named else f"{directory} has no checkpoints/latest pointer"
+    if found is None:
+        listed = f" ({', '.join(p.name for p in candidates[:5])})" if candidates else ""
+        raise CheckpointError(
+            f"{problem}, and none of the {len(candidates)} checkpoints in it is complete{listed}; "
+            "resume from another checkpoint (--resume <path>) or start afresh (--resume none)"
+        )
+    warnings.warn(f"{problem}; resuming from the newest complete checkpoint, {found.name}", stacklevel=2)
+    return found
+
+
+def is_complete_checkpoint(path: PathLike) -> bool:
+    """Whether ``path`` holds every file of a checkpoint, with a readable ``state.json`` and weights
+    header (cheap: no tensor is read)."""
+    path = Path(path)
+    if not all((path / name).is_file() for name in REQUIRED_FILES):
+        return False
+    try:
+        json.loads((path / "state.json").read_text())
+        weights_metadata(path / "model.safetensors")
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def resolve_checkpoint(path: PathLike) -> Path:
@@ -241,7 +291,10 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
 
 
 __all__ = [
+    "CheckpointError",
+    "WeightsFileError",
     "atomic_write_bytes",
+    "is_complete_checkpoint",
     "latest_checkpoint",
     "load_checkpoint",
     "load_weights",
@@ -250,4 +303,6 @@ __all__ = [
     "save_checkpoint",
     "save_weights",
     "set_rng_state",
+    "sweep_leftovers",
+    "weights_metadata",
 ]

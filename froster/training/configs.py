@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from froster.config import DistillConfig
-from froster.training.overrides import ConfigError, from_dict, to_dict
+from froster.training.overrides import ConfigError, from_dict, loads_json, to_dict
+from froster.validation import FieldValueError, require_int, require_number
 
 
 @dataclass
@@ -35,6 +36,13 @@ class SyntheticConfig:
     frames: int = 16
     size: int = 32
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("num_classes", "train_videos_per_class", "frames"):
+            require_int(self, name)
+        require_int(self, "test_videos_per_class", minimum=0)
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 2 or self.size % 2:
+            raise FieldValueError("size", "an even integer >= 2 (4:2:0 video)", self.size)
 
 
 @dataclass
@@ -76,6 +84,15 @@ class DataConfig:
     batch_size: int = 8
     num_workers: int = 4
     synthetic: Optional[SyntheticConfig] = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "stride", "image_size", "num_test_clips", "batch_size"):
+            require_int(self, name)
+        require_int(self, "shots_per_class", optional=True)
+        require_int(self, "num_workers", minimum=0)
+        low, high = self.short_side
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (low, high)) or low > high:
+            raise FieldValueError("short_side", "an increasing (min, max) pair of integers >= 1", tuple(self.short_side))
 
 
 @dataclass
@@ -147,6 +164,14 @@ class OptimConfig:
     eps: float = 1e-8
     grad_clip: Optional[float] = 1.0
 
+    def __post_init__(self) -> None:
+        require_number(self, "lr", low_open=True)
+        require_number(self, "weight_decay")
+        require_number(self, "eps", low_open=True)
+        require_number(self, "grad_clip", low_open=True, optional=True)
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas):
+            raise FieldValueError("betas", "two numbers in [0, 1)", tuple(self.betas))
+
 
 @dataclass
 class ScheduleConfig:
@@ -163,6 +188,12 @@ class ScheduleConfig:
     warmup_epochs: float = 2.0
     warmup_start_factor: float = 0.01
     final_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_int(self, "epochs")
+        require_number(self, "warmup_epochs")
+        require_number(self, "warmup_start_factor", high=1.0)
+        require_number(self, "final_factor", high=1.0)
 
 
 @dataclass
@@ -202,6 +233,12 @@ class TrainConfig:
     eval_at_end: bool = True
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("log_every_steps", "keep_checkpoints"):
+            require_int(self, name)
+        require_int(self, "checkpoint_every_steps", optional=True)
+        require_int(self, "max_steps", minimum=0, optional=True)  # 0: train nothing
+
 
 @dataclass
 class AveragingConfig:
@@ -216,6 +253,11 @@ class AveragingConfig:
     enabled: bool = False
     start_epoch: int = 1
     end_epoch: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        require_int(self, "start_epoch")
+        if self.end_epoch is not None and (not isinstance(self.end_epoch, int) or self.end_epoch < self.start_epoch):
+            raise FieldValueError("end_epoch", f"an integer >= averaging.start_epoch ({self.start_epoch}) or null", self.end_epoch)
 
 
 @dataclass
@@ -234,8 +276,7 @@ class PatchingConfig:
     source: Literal["average", "final"] = "average"
 
     def __post_init__(self) -> None:
-        if self.ratio is not None and not 0.0 <= self.ratio <= 1.0:
-            raise ValueError(f"patching.ratio must be in [0, 1], got {self.ratio}")
+        require_number(self, "ratio", high=1.0, optional=True)
 
 
 @dataclass
@@ -280,6 +321,10 @@ class EvalConfig:
     view_average: Literal["probs", "logits"] = "probs"
     ensemble: bool = True
 
+    def __post_init__(self) -> None:
+        require_int(self, "batch_size")
+        require_int(self, "num_workers", minimum=0)
+
 
 @dataclass
 class RunConfig:
@@ -307,8 +352,9 @@ class RunConfig:
         return from_dict(cls, values)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, source: str = "run config JSON") -> "RunConfig":
+        """From JSON text; ``NaN``/``Infinity``, malformed JSON and bad values raise a :class:`ConfigError`."""
+        return cls.from_dict(loads_json(text, source))
 
 
 __all__ = [

@@ -12,22 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any, Literal, Union
 
-__all__ = ["ConfigError", "from_dict", "to_dict", "apply_override", "apply_overrides", "parse_value"]
+from froster.validation import ConfigError, FieldValueError, loads_json
 
-
-class ConfigError(ValueError):
-    """A config key that does not exist or a value of the wrong type."""
+__all__ = ["ConfigError", "from_dict", "to_dict", "apply_override", "apply_overrides", "loads_json", "parse_value"]
 
 
 def parse_value(text: str) -> Any:
-    """``"3"`` -> 3, ``"true"`` -> True, ``"null"`` -> None, ``"[1, 2]"`` -> [1, 2], else the string."""
+    """``"3"`` -> 3, ``"true"`` -> True, ``"null"`` -> None, ``"[1, 2]"`` -> [1, 2], else the string.
+
+    ``NaN`` and ``Infinity`` stay strings (JSON has no such numbers), so a number field refuses them.
+    """
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+        return loads_json(text)
+    except ConfigError:
         return text
 
 
@@ -91,6 +93,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if isinstance(value, str):
@@ -108,17 +112,26 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
         ConfigError: A key ``cls`` does not have (the message lists the known keys) or a value
             of the wrong type; the error names the dotted path.
     """
+    if not isinstance(values, dict):
+        what = f"{where}: expected a mapping of {cls.__name__} fields" if where else "expected a JSON object of config sections"
+        raise ConfigError(f"{what}, got {_kind(values)}")
     hints = _hints(cls)
     known = _known(cls)
-    unknown = sorted(set(values) - set(known))
+    prefix = f"{where}." if where else ""
+    unknown = sorted(set(map(str, values)) - set(known))
     if unknown:
-        prefix = f"{where}." if where else ""
         raise ConfigError(f"unknown key(s) {[prefix + k for k in unknown]}; known keys of {where or cls.__name__}: {known}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
     try:
         return cls(**kwargs)
+    except FieldValueError as error:  # raised by the dataclass's own range checks
+        raise ConfigError(f"{prefix}{error}") from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where or cls.__name__}: {error}") from error
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a str", type(None): "null"}.get(type(value), f"{type(value).__name__} {value!r}")
 
 
 def to_dict(config: Any) -> Any:

@@ -11,10 +11,16 @@ Resuming restores weights, optimiser, schedule, averaging, the position in the e
 random state, so ``N`` straight steps and ``N/2`` + resume + ``N/2`` give identical weights
 (with ``data.num_workers=0``; with worker processes a mid-epoch resume re-seeds the workers, so
 the augmentations of the rest of that epoch differ; resuming at an epoch end is exact either way).
+
+A run holds its output directory's lock (:mod:`froster.training.run_lock`) from the moment its
+data is known to be there until it ends, and sweeps the leftovers of killed saves under it. A
+resume with a config that differs from the checkpoint's in anything that changes what is trained
+is refused, naming each field, unless the change is allowed explicitly; it is then recorded.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 import warnings
@@ -31,9 +37,12 @@ from froster.text import ALL_TEMPLATES, training_prompt_sets
 from froster.training import checkpoint as C
 from froster.training.averaging import EpochAverager, patch_weights
 from froster.training.build import build_distiller, original_clip_state, set_grad_checkpointing, with_resolved_activations
+from froster.training.config_diff import ConfigChangedError, apply_optim_config, config_changes, refusal
 from froster.training.configs import RunConfig
 from froster.training.data import class_prompts, prepare_synthetic, train_dataset, train_loader, with_synthetic_defaults
+from froster.training.data_problems import TrainingDataError, no_full_batch, unreadable_epoch
 from froster.training.optim import WarmupCosineSchedule, build_optimizer, clip_grad_norm
+from froster.training.run_lock import lock_run_directory
 
 
 class Trainer:
@@ -56,15 +65,14 @@ class Trainer:
         D.barrier()
         self.classes = class_prompts(cfg.data.root, cfg.data.class_names, cfg.data.descriptions)
         self.dataset = train_dataset(cfg.data, cfg.train.seed)
-        if self.info.is_main:  # only once the data is known to be there
-            self.out.mkdir(parents=True, exist_ok=True)
+        # Only once the data is known to be there; before anything is built or written.
+        self.writer = None
+        self._lock = lock_run_directory(self.out, self.info, sweep=True)
         self.loader, self.sampler = train_loader(self.dataset, cfg.data, self.info.rank, self.info.world_size, cfg.train.seed)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
-            raise ValueError(
-                f"{len(self.dataset)} training videos give no full batch of {cfg.data.batch_size} per process "
-                f"on {self.info.world_size} process(es); lower data.batch_size"
-            )
+            self.close()
+            raise no_full_batch(len(self.dataset), cfg.data.batch_size, self.info.world_size, cfg.data.train_split)
         self.distiller = build_distiller(cfg, self.info.device)
         cache = self.distiller.teacher_text_cache
         cache.max_entries = max(cache.max_entries, len(ALL_TEMPLATES))  # every prompt set encoded once
@@ -77,6 +85,7 @@ class Trainer:
         self.averager = EpochAverager(avg.start_epoch, avg.end_epoch) if avg.enabled else None
         self.step, self.epoch, self.batches_in_epoch, self.epoch_skipped = 0, 0, 0, 0
         self._saved_at: Optional[int] = None
+        self.config_changes: list[dict[str, Any]] = []  # resumes allowed to change the config
         _seed_process(cfg.train.seed + self.info.rank)
         self.writer = None
         if self.info.is_main:
@@ -92,7 +101,17 @@ class Trainer:
             "epoch_skipped": self.epoch_skipped, "steps_per_epoch": self.steps_per_epoch,
             "world_size": self.info.world_size, "schedule": self.schedule.state_dict(),
             "averager": self.averager.state_dict() if self.averager else None,
+            "config_changes": self.config_changes,
         }
+
+    def close(self) -> None:
+        """Release the run directory and the TensorBoard writer (also done when training ends)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def save(self) -> None:
         """Checkpoint now (rank 0 writes; every rank contributes its random state)."""
@@ -109,17 +128,34 @@ class Trainer:
         self._saved_at = self.step
         D.barrier()
 
-    def resume(self, path) -> None:
-        """Continue from a checkpoint directory (or a run's output dir: its latest checkpoint)."""
+    def resume(self, path, allow_config_change: bool = False) -> None:
+        """Continue from a checkpoint directory (or a run's output dir: its latest checkpoint).
+
+        Args:
+            path: The checkpoint.
+            allow_config_change: Resume even when the config differs from the checkpoint's in
+                fields outside :data:`froster.training.config_diff.RESUMABLE_CHANGES`; the new values
+                apply (the optimiser's hyper-parameters included) and the change is recorded in
+                ``state.json``.
+
+        Raises:
+            ConfigChangedError: The configs differ and ``allow_config_change`` is False, or the
+                number of steps per epoch differs (the data, batch size or processes changed).
+        """
         ckpt = C.load_checkpoint(path)
-        load_state_dict_checked(self.distiller, ckpt["model"], source=str(ckpt["path"]))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        changes = config_changes(ckpt["config_json"], self.config)
+        if changes and not allow_config_change:
+            raise refusal(str(ckpt["path"]), changes)
         if state["steps_per_epoch"] != self.steps_per_epoch:
-            raise ValueError(
+            raise ConfigChangedError(
                 f"{ckpt['path']} ran {state['steps_per_epoch']} steps per epoch, this run has {self.steps_per_epoch}: "
                 "resume with the same data, batch size and number of processes"
             )
+        load_state_dict_checked(self.distiller, ckpt["model"], source=str(ckpt["path"]))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        # The optimiser state carries the hyper-parameters it was built with; the config's apply.
+        apply_optim_config(self.optimizer, self.distiller, self.config.optim)
         self.schedule.load_state_dict(state["schedule"])
         self.step, self.epoch = state["step"], state["epoch"]
         self.batches_in_epoch, self.epoch_skipped = state["batches_in_epoch"], state["epoch_skipped"]
@@ -129,7 +165,14 @@ class Trainer:
             C.set_rng_state(ckpt["rng"][self.info.rank])
         else:
             warnings.warn(f"checkpoint has random states of {len(ckpt['rng'])} processes, not {self.info.world_size}; re-seeding")
+        self.config_changes = list(state.get("config_changes") or [])
         self._saved_at = self.step
+        if changes:
+            self.config_changes.append({"step": self.step, "changes": {k: list(v) for k, v in changes.items()}})
+            self._saved_at = None  # the next save records the change, even at this step
+            if self.info.is_main:
+                listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
+                print(f"resuming with a changed config (allowed): {listed}", flush=True)
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -139,7 +182,11 @@ class Trainer:
         Returns:
             ``{"step", "epoch", "finished", "metrics"}`` (metrics when evaluated).
         """
-        epochs = self.config.schedule.epochs
+        epochs, max_steps = self.config.schedule.epochs, self.config.train.max_steps
+        if max_steps is not None and self.step >= max_steps and self.epoch < epochs:
+            # Already there (a re-run of a stopped run, or max_steps=0): train nothing more.
+            self.save()
+            return {"step": self.step, "epoch": self.epoch, "finished": False}
         while self.epoch < epochs:
             if self._train_epoch():  # stopped at train.max_steps
                 self.save()
@@ -158,7 +205,7 @@ class Trainer:
         self.loader.generator.manual_seed((cfg.train.seed * 1000 + self.epoch) * 1000 + info.rank)
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
-        steps, start = 0, time.time()
+        steps, start, from_start = 0, time.time(), self.batches_in_epoch == 0
         bar = tqdm(total=self.steps_per_epoch, initial=self.batches_in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.schedule.epochs}",
                    disable=not (cfg.train.progress and info.is_main), leave=False)
         stopped = False
@@ -180,6 +227,11 @@ class Trainer:
                 stopped = True
                 break
         bar.close()
+        if from_start and not stopped and D.all_reduce_sum(steps, info.device) == 0:
+            # A whole epoch without a step: no batch had a readable video (on some rank).
+            skipped = int(D.all_reduce_sum(self.epoch_skipped, info.device))
+            seen = self.steps_per_epoch * cfg.data.batch_size * info.world_size
+            raise unreadable_epoch(self.dataset, self.epoch, skipped, seen, cfg.data.train_split)
         self._summarize(sums, steps, time.time() - start, complete=not stopped)
         return stopped
 
@@ -250,11 +302,14 @@ class Trainer:
             candidates["patched"], _ = patch_weights(source, original_clip_state(cfg), cfg.patching.ratio, key_map)
         if self.info.is_main:
             metadata = {"format": "pt", "froster_config": cfg.to_json(), "step": str(self.step)}
+            if self.config_changes:
+                metadata["froster_config_changes"] = json.dumps(self.config_changes)
             for name, state in candidates.items():
                 C.save_weights(self.out / f"{name}.safetensors", state, dict(metadata, weights=name))
         D.barrier()
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         if not (cfg.train.eval_at_end and cfg.eval.sets):
             return None
         from froster.evaluation.evaluator import evaluate_run
@@ -272,24 +327,34 @@ def _seed_process(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: RunConfig, resume: Optional[str] = "auto", info: Optional[D.DistInfo] = None) -> dict[str, Any]:
-    """Build a :class:`Trainer`, resume when asked, and fit.
+def train(
+    config: RunConfig,
+    resume: Optional[str] = "auto",
+    info: Optional[D.DistInfo] = None,
+    allow_config_change: bool = False,
+) -> dict[str, Any]:
+    """Build a :class:`Trainer`, resume when asked, and fit; the run directory is held throughout.
 
     Args:
         config: The run.
         resume: ``"auto"`` (the latest checkpoint in ``train.output_dir`` when there is one), a
             checkpoint path, or ``None`` to start afresh.
         info: Process-group information (read from the environment when None).
+        allow_config_change: Resume even when the config differs (see :meth:`Trainer.resume`).
     """
     trainer = Trainer(config, info)
-    if resume == "auto":
-        found = C.latest_checkpoint(trainer.out / "checkpoints")
-        resume = str(found) if found is not None else None
-    if resume is not None:
-        trainer.resume(resume)
-        if trainer.info.is_main:
-            print(f"resumed from {resume} at step {trainer.step} (epoch {trainer.epoch + 1})", flush=True)
-    return trainer.fit()
+    try:
+        if resume == "auto":
+            found = C.latest_checkpoint(trainer.out / "checkpoints")
+            resume = str(found) if found is not None else None
+        if resume is not None:
+            trainer.resume(resume, allow_config_change=allow_config_change)
+            if trainer.info.is_main:
+                print(f"resumed from {resume} at step {trainer.step} (epoch {trainer.epoch + 1})", flush=True)
+        return trainer.fit()
+    finally:
+        trainer.close()
 
 
-__all__ = ["Trainer", "train"]
+# Re-exported: the errors a run raises on purpose.
+__all__ = ["ConfigChangedError", "Trainer", "TrainingDataError", "train"]

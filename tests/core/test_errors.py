@@ -158,8 +158,10 @@ def test_a_video_of_another_dtype_than_the_student_is_named(clip_distiller, dtyp
         clip_distiller(video, tiny_prompts(3))
     with pytest.raises(TypeError, match=message):
         clip_distiller.predict(video, tiny_prompts(3))
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts the inputs itself
-        assert clip_distiller.predict(synthetic_video(2, 4).double(), tiny_prompts(3)).shape == (2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts float32 inputs itself, not float64
+        assert clip_distiller.predict(synthetic_video(2, 4), tiny_prompts(3)).shape == (2, 3)
+        with pytest.raises(TypeError, match="video has dtype torch.float64"):
+            clip_distiller.predict(synthetic_video(2, 4).double(), tiny_prompts(3))
 
 
 @pytest.mark.parametrize(

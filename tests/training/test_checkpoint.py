@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from froster.training import atomic_files
 from froster.training import checkpoint as C
 
 
@@ -53,7 +54,7 @@ def test_failure_mid_file_write_keeps_the_old_file(tmp_path, monkeypatch):
     def crash(handle):
         raise OSError("power cut")  # the new bytes are written but never made durable or moved
 
-    monkeypatch.setattr(C, "_fsync", crash)
+    monkeypatch.setattr(atomic_files, "_fsync", crash)
     with pytest.raises(OSError, match="power cut"):
         C.save_weights(target, {"w": torch.zeros(3)})
     monkeypatch.undo()

@@ -52,7 +52,7 @@ def test_overrides_parse_values_by_type():
         ("data.num_frames=2.5", "data.num_frames: expected an integer"),
         ("train.precision=fp16", "'fp16' is not one of ['bf16', 'fp32']"),
         ("distill.kind=huber", "distill.kind: 'huber' is not one of ['cosine', 'l2']"),
-        ("distill.beta=-1", "beta must be >= 0"),
+        ("distill.beta=-1", "distill.beta: expected a finite number >= 0, got -1.0"),
         ("distill.alphaa=0.1", "known keys of distill"),
         ("eval.sets.nope.root=/x", "entries of eval.sets"),
         ("optim.lr.x=1", "optim.lr is a single value"),
