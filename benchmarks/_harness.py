@@ -297,6 +297,17 @@ def _git_commit() -> Optional[str]:
         return None
 
 
+def _gpu_driver(device: torch.device) -> Optional[str]:
+    """The NVIDIA driver version, from nvidia-smi; None where it cannot be read."""
+    try:
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        out = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     """The machine, library versions and date that go with every number.
 
@@ -314,6 +325,7 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "driver": _gpu_driver(device) if device.type == "cuda" else None,
         "open_clip": _version("open_clip"),
         "triton": _version("triton"),
         "git_commit": _git_commit(),
