@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from froster.cli._shared import load_student, positive_int, split_overrides
+from froster.cli._shared import add_released_arguments, load_student, positive_int, split_overrides
 
 NAME = "predict"
 HELP = "zero-shot: rank any class names for video files"
@@ -18,12 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="VIDEO_OR_OVERRIDE",
                         help="video files, and dotted key=value overrides (e.g. data.num_test_clips=1)")
     parser.add_argument("--classes", required=True, help="comma-separated class names, or a class-name file")
-    parser.add_argument("--checkpoint", required=True, help="weights (.safetensors), checkpoint dir or run dir")
+    parser.add_argument("--checkpoint", required=True, help="weights (.safetensors), checkpoint dir or run dir, or a released checkpoint (with --student)")
     parser.add_argument("--config", help="recipe or JSON file; default: the config stored with the weights")
     parser.add_argument("--top", type=positive_int, default=5, help="classes printed per video (>= 1)")
     parser.add_argument("--no-ensemble", action="store_true", help="one template instead of the 29-prompt ensemble")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--device", default="auto")
+    add_released_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no video files among {args.inputs}; give at least one")
     classes = parse_classes(args.classes)  # the cheap checks first, before any model is built
     device = resolve_device(args.device, what="--device")
-    student, config = load_student(args.checkpoint, args.config, overrides)
+    student, config = load_student(args.checkpoint, args.config, overrides, args)
     results, failed = {}, []
     for video in videos:
         try:

@@ -43,7 +43,7 @@ from froster.data.annotations import VideoRecord, read_split
 from froster.data.classes import read_class_names
 from froster.data.decoding import DEFAULT_BACKEND, CorruptVideoError, read_frames, resolve_backend
 from froster.data.sampling import FrameSampler
-from froster.data.transforms import TestTransform, TrainTransform
+from froster.data.transforms import CLIP_MEAN, CLIP_STD, TestTransform, TrainTransform
 
 PathLike = Union[str, os.PathLike]
 
@@ -68,6 +68,9 @@ class VideoDataConfig:
             ``"pyav"`` or ``"pytorchvideo"`` (see :mod:`froster.data.decoding`).
         on_missing: ``"error"``, ``"skip"`` or ``"ignore"`` for videos listed but absent (see
             :func:`froster.data.annotations.read_split`).
+        mean: Per-channel mean of the normalisation, for values in [0, 1] (CLIP's; ViFi-CLIP and
+            X-CLIP models were trained with ImageNet's, see ``student.pixel_mean``).
+        std: Per-channel standard deviation of the normalisation.
     """
 
     stride: int = 16
@@ -79,6 +82,8 @@ class VideoDataConfig:
     hflip: bool = True
     backend: str = DEFAULT_BACKEND
     on_missing: str = "error"
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -86,8 +91,9 @@ class VideoDataConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VideoDataConfig":
         data = dict(data)
-        if "train_short_side" in data:  # JSON turns the tuple into a list
-            data["train_short_side"] = tuple(data["train_short_side"])
+        for key in ("train_short_side", "mean", "std"):  # JSON turns tuples into lists
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -140,8 +146,8 @@ class VideoDataset(Dataset):
         if transform is None:
             c = self.config
             transform = (
-                TrainTransform(c.crop_size, c.train_short_side, c.hflip)
-                if train else TestTransform(c.test_short_side, c.crop_size)
+                TrainTransform(c.crop_size, c.train_short_side, c.hflip, mean=c.mean, std=c.std)
+                if train else TestTransform(c.test_short_side, c.crop_size, mean=c.mean, std=c.std)
             )
         self.transform = transform
 

@@ -155,7 +155,7 @@ def evaluate_run(
     for name in names:
         spec = config.eval.sets[name]
         root = spec.root if spec.root is not None else config.data.root
-        dataset = eval_dataset(config.data, spec)
+        dataset = eval_dataset(config.data, spec, student)
         class_names = read_class_names(resolve(root, spec.class_names))
         base = None
         if spec.base_classes is not None:

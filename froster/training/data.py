@@ -7,6 +7,7 @@ that a resumed run sees exactly the batches an uninterrupted one would.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from pathlib import Path
@@ -113,9 +114,16 @@ def train_dataset(config: DataConfig, seed: int) -> Dataset:
     return dataset
 
 
-def eval_dataset(data: DataConfig, eval_set: EvalSetConfig) -> VideoDataset:
-    """The test-time :class:`VideoDataset` of one evaluation set (``num_test_clips`` views each)."""
+def eval_dataset(data: DataConfig, eval_set: EvalSetConfig, student: Optional[torch.nn.Module] = None) -> VideoDataset:
+    """The test-time :class:`VideoDataset` of one evaluation set (``num_test_clips`` views each).
+
+    Frames are normalised with ``student``'s pixel statistics when it has them (a released
+    ViFi-CLIP or X-CLIP model expects ImageNet's), else CLIP's.
+    """
     root = eval_set.root if eval_set.root is not None else data.root
+    config = video_data_config(data)
+    if hasattr(student, "pixel_mean"):
+        config = dataclasses.replace(config, mean=tuple(student.pixel_mean), std=tuple(student.pixel_std))
     return VideoDataset(
         _existing(root, eval_set.split, "eval set split"),
         root=root,
@@ -123,7 +131,7 @@ def eval_dataset(data: DataConfig, eval_set: EvalSetConfig) -> VideoDataset:
         num_frames=data.num_frames,
         sampling=data.sampling,
         train=False,
-        config=video_data_config(data),
+        config=config,
     )
 
 
