@@ -143,3 +143,14 @@ def test_gelu_archives_are_read_as_gelu(tmp_path):
     assert torchscript_activation(tmp_path / "gelu.pt") == GELU
     model, _ = create_open_clip(TINY_CLIP_NAME, str(tmp_path / "gelu.pt"), **tiny_clip_overrides())
     assert model_activation(model) == GELU
+
+
+@pytest.mark.parametrize("name", [n for n in __import__("froster.recipes", fromlist=["list_recipes"]).list_recipes() if n != "tiny_synthetic"])
+def test_shipped_recipes_build_the_papers_quick_gelu_model(name):
+    from froster.recipes import load_recipe, recipe_dict
+    from froster.training.build import config_activation
+
+    raw, config = recipe_dict(name), load_recipe(name)
+    assert raw["student"]["activation"] == raw["teacher"]["activation"] == QUICK_GELU  # said, not inferred
+    assert config_activation(config.student) == config_activation(config.teacher) == QUICK_GELU
+    assert resolve_activation(config.student.clip, config.student.pretrained, config.student.activation) == QUICK_GELU
