@@ -7,7 +7,7 @@ from froster.data.annotations import MissingVideosError, SplitFileError, VideoRe
 from froster.data.classes import (
     ClassFileError,
     ClassListError,
-    class_texts,
+    read_class_prompts,
     parse_class_list,
     read_class_names,
     read_descriptions,
@@ -41,7 +41,7 @@ __all__ = [
     "VideoDataConfig",
     "VideoDataset",
     "VideoRecord",
-    "class_texts",
+    "read_class_prompts",
     "collate_skip_none",
     "dense_indices",
     "parse_class_list",

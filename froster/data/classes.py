@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from froster.data.textfiles import DataFileError, numbered_lines, read_text
+from froster.text import ClassText, class_texts_from
 
 PathLike = Union[str, os.PathLike]
 
@@ -154,7 +155,9 @@ def read_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
     """Read LLM-rephrased class descriptions and return them in class order.
 
     Args:
-        path: A JSON object ``{class name: description}`` or a JSON list in class order.
+        path: A JSON object ``{class name: description}``, a JSON list in class order, or the
+            released FROSTER label file ``{"0": "<name>: <description>", ...}`` keyed by class
+            index (see :func:`read_class_prompts`).
         class_names: The ``K`` class names the descriptions must cover.
 
     Returns:
@@ -172,6 +175,9 @@ def read_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
         raise DataFileError(f"{path}: line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})") from None
     problems: list[str] = []
     absent: set[int] = set()  # classes already reported as missing
+    indexed = _index_keyed(data, class_names)
+    if indexed is not None:
+        return [description for _, description in indexed]
     if isinstance(data, dict):
         by_key = {_key(str(name)): text for name, text in data.items()}
         wanted = {_key(name): name for name in class_names}
@@ -197,6 +203,47 @@ def read_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
     return [text.strip() for text in texts]
 
 
+def _index_keyed(data: object, class_names: Sequence[str]) -> Optional[list[tuple[str, str]]]:
+    """``[(name, description)]`` of a released FROSTER label file, ``None`` for any other JSON.
+
+    Those files map every class index ``"0" .. "K-1"`` to ``"<name>: <description>"``
+    (``{"0": "Apply Eye Makeup: This video demonstrates ...", ...}``).
+    """
+    if not isinstance(data, dict) or not data or not all(str(k).isdigit() for k in data):
+        return None
+    if sorted(int(k) for k in data) != list(range(len(class_names))):
+        raise ValueError(f"a label file keyed by class index must have the keys 0..{len(class_names) - 1}, got {len(data)} keys")
+    entries = []
+    for index in range(len(class_names)):
+        text = data.get(str(index))
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"entry {index} of the label file is not a non-empty string")
+        name, colon, description = text.partition(":")
+        entries.append((name.strip(), description.strip()) if colon and description.strip() else (class_names[index], text.strip()))
+    return entries
+
+
+def read_class_prompts(class_names: Sequence[str], descriptions: Optional[PathLike] = None) -> list[ClassText]:
+    """What stands for each class in prompts (:class:`froster.text.ClassText`), in class order.
+
+    Without ``descriptions`` each class is its name. With a descriptions JSON (any form of
+    :func:`read_descriptions`), each class also gets its description; a released FROSTER label
+    file (``{"0": "<name>: <description>"}``) also gives the name its prompts use, as the released
+    code builds them (``Apply Eye Makeup`` where the class file says ``ApplyEyeMakeup``).
+    """
+    if descriptions is None:
+        return class_texts_from(class_names)
+    path = Path(descriptions)
+    try:
+        data = json.loads(read_text(path, "descriptions file"))
+    except json.JSONDecodeError:
+        data = None  # read_descriptions names the line
+    indexed = _index_keyed(data, class_names)
+    if indexed is not None:
+        return [ClassText(name, description) for name, description in indexed]
+    return class_texts_from(class_names, read_descriptions(path, class_names))
+
+
 def write_class_names(path: PathLike, class_names: Sequence[str]) -> Path:
     """Write one class name per line, in class order."""
     path = Path(path)
@@ -205,13 +252,3 @@ def write_class_names(path: PathLike, class_names: Sequence[str]) -> Path:
     return path
 
 
-def class_texts(class_names: Sequence[str], descriptions: Optional[PathLike] = None) -> list[str]:
-    """The text that stands for each class in prompts: its description when given, else its name.
-
-    Args:
-        class_names: The ``K`` class names.
-        descriptions: Optional descriptions JSON (see :func:`read_descriptions`).
-    """
-    if descriptions is None:
-        return list(class_names)
-    return read_descriptions(descriptions, class_names)

@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from froster.data import EvalDistributedSampler, VideoDataConfig, VideoDataset, collate_skip_none
-from froster.data.classes import read_class_names, read_descriptions
-from froster.text import ClassText, class_texts_from
+from froster.data.classes import read_class_names, read_class_prompts
+from froster.text import ClassText
 from froster.training.configs import DataConfig, EvalSetConfig
 
 
@@ -81,9 +81,7 @@ def video_data_config(config: DataConfig) -> VideoDataConfig:
 def class_prompts(root: Optional[str], class_names: str, descriptions: Optional[str] = None) -> list[ClassText]:
     """What stands for each class in prompts: its name, and its description when a file gives them."""
     names = read_class_names(_existing(root, class_names, "class-name file"))
-    if descriptions is None:
-        return class_texts_from(names)
-    return class_texts_from(names, read_descriptions(_existing(root, descriptions, "descriptions file"), names))
+    return read_class_prompts(names, None if descriptions is None else _existing(root, descriptions, "descriptions file"))
 
 
 def few_shot_indices(labels: list[int], shots: int, seed: int) -> list[int]:

@@ -8,7 +8,7 @@ import pytest
 from froster.data.classes import (
     ClassFileError,
     ClassListError,
-    class_texts,
+    read_class_prompts,
     parse_class_list,
     read_class_names,
     read_descriptions,
@@ -119,8 +119,20 @@ def test_descriptions_from_object_and_list_come_back_in_class_order(tmp_path):
     by_name = {"air  drumming": " Drumming in the air. ", "abseiling": "Going down a rope."}
     assert read_descriptions(_json(tmp_path, by_name), NAMES) == ["Going down a rope.", "Drumming in the air."]
     assert read_descriptions(_json(tmp_path, ["x.", "y."]), NAMES) == ["x.", "y."]
-    assert class_texts(NAMES) == NAMES
-    assert class_texts(NAMES, _json(tmp_path, ["x.", "y."])) == ["x.", "y."]
+
+
+def test_released_label_files_give_the_prompt_name_and_the_description(tmp_path):
+    # FROSTER's rephrased label files: keyed by class index, "<name>: <description>".
+    released = {"1": "Air Drumming: A person drums in the air: no sticks.", "0": "Abseiling: A person goes down a rope."}
+    path = _json(tmp_path, released)
+    assert read_descriptions(path, NAMES) == ["A person goes down a rope.", "A person drums in the air: no sticks."]
+    classes = read_class_prompts(NAMES, path)
+    assert [c.name for c in classes] == ["Abseiling", "Air Drumming"]
+    assert classes[1].entry == released["1"]  # the bare prompt is the file's entry, as released
+    assert classes[0].prompt("a video of {}.") == "a video of Abseiling. Abseiling: A person goes down a rope."
+    assert [c.name for c in read_class_prompts(NAMES)] == NAMES and read_class_prompts(NAMES)[0].description is None
+    with pytest.raises(ValueError, match="keys 0..1"):
+        read_class_prompts(NAMES, _json(tmp_path, {"0": "Abseiling: x", "2": "y: z"}))
 
 
 def test_description_mismatches_are_reported_together(tmp_path):
