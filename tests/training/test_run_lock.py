@@ -64,6 +64,20 @@ def test_lock_is_refused_within_one_process_and_released_on_close(tmp_path):
     lock_run_directory(tmp_path).release()
 
 
+def test_a_forked_child_does_not_free_the_parents_lock(tmp_path):
+    # DataLoader workers are forked with the lock's descriptor; their copy must not unlock it.
+    import multiprocessing
+
+    held = lock_run_directory(tmp_path)
+    child = multiprocessing.get_context("fork").Process(target=held.release)
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+    with pytest.raises(RunDirectoryInUse):
+        lock_run_directory(tmp_path)
+    held.release()
+
+
 def test_under_torchrun_only_rank_zero_takes_the_lock(tmp_path):
     other_rank = lock_run_directory(tmp_path, DistInfo(rank=1, world_size=2))
     assert other_rank is None
