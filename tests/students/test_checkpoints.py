@@ -8,7 +8,6 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
-from froster.adapters._clip_video import ClipVideoStudent
 from froster.adapters.checkpoints import detect_layout, load_student_checkpoint
 from froster.clip_loading import read_state_dict
 from froster.adapters.vclip import VCLIP
@@ -190,12 +189,22 @@ def test_student_hooks_rename_keys_and_declare_new_modules(tmp_path):
 
 
 @pytest.mark.parametrize("name", list_students())
-def test_every_clip_based_student_loads_a_clip_checkpoint(tmp_path, name):
+def test_every_student_loads_a_clip_checkpoint_weight_by_weight(tmp_path, name):
+    # Every registered student is built on an open_clip CLIP and says where each CLIP weight goes.
     student = build_tiny(name, num_frames=T)
-    if not isinstance(student, ClipVideoStudent) and not hasattr(student, "clip_state_dict_key"):
-        pytest.skip(f"{name} is not built on an open_clip CLIP")
-    source = _tiny_clip(seed=7)
-    torch.save(source.state_dict(), tmp_path / "clip.pt")
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    source = _tiny_clip(seed=7).state_dict()
+    torch.save(source, tmp_path / "clip.pt")
     report = load_student_checkpoint(student, tmp_path / "clip.pt")
     assert not report.missing and not report.unexpected
-    torch.testing.assert_close(student.state_dict()[student.clip_state_dict_key("logit_scale")], source.logit_scale.detach())
+    state = student.state_dict()
+    kept = {key: student.clip_state_dict_key(key) for key in source}
+    kept = {key: own for key, own in kept.items() if own is not None}
+    assert kept, f"{name} keeps no CLIP weight"
+    for key, own in kept.items():
+        assert torch.equal(state[own], source[key]), f"{name}: {own} is not the checkpoint's {key}"
+    # Only a student without CLIP's vision tower (timm_vit) leaves CLIP weights out, and only those.
+    assert all(key.startswith("visual.") for key in set(source) - set(kept))
+    # The student's own modules, which a CLIP checkpoint cannot hold, keep their weights.
+    for key in student.non_clip_state_keys():
+        assert torch.equal(state[key], before[key]), f"{name}: {key} changed"
