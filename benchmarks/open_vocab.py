@@ -207,6 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     torch.set_num_threads(args.threads)
     out = args.out or Path("runs") / time.strftime("open_vocab-%Y%m%d-%H%M%S")
     machine = machine_info("cpu")  # at the start: the commit and load the run began with
+    world = W.make_world()
     wall = time.perf_counter()
     rows, curves, timings = run(protocol, progress=not args.no_progress)
     timings["total_wall_s"] = time.perf_counter() - wall
@@ -219,9 +220,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         "command": python_command() if argv is None else "python benchmarks/open_vocab.py " + " ".join(argv),
         "protocol_name": name,
         "protocol": dataclasses.asdict(protocol),
-        "world": {"base": [a.name for a in W.make_world().base],
-                  **{k: [a.name for a in v] for k, v in W.make_world().novel_sets().items()}},
-        "chance": 100.0 / len(W.make_world().base),
+        "world": {"base": [a.name for a in world.base], **{k: [a.name for a in v] for k, v in world.novel_sets().items()}},
+        "chance": 100.0 / len(world.base),
         "timings": timings,
         "curves": curves,
     }
