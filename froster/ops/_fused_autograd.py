@@ -1,4 +1,4 @@
-"""The fused path: one Triton launch forward, at most two backward (docs/kernel.md, "Launches").
+"""The fused path: one Triton launch forward, at most two backward (docs/kernel.md, "The fused path").
 
 Covers D <= :data:`MAX_FUSED_DIM` (a block of rows and its accumulator live in registers);
 larger D goes through the cuBLAS-GEMM path (:mod:`froster.ops._gemm_autograd`).
@@ -35,16 +35,16 @@ class RowTiles:
     num_warps: int
     num_stages: int
 
-    @property
-    def grid(self):
-        return lambda n: (triton.cdiv(n, self.block_m),)
+    def grid(self, n: int) -> tuple[int]:
+        return (triton.cdiv(n, self.block_m),)
 
 
 def row_tiles(n: int, d: int, dtype: torch.dtype) -> RowTiles | None:
     """Tiles for N rows of width D, or None when D is beyond the fused kernels.
 
     A program holds ``BLOCK_M`` full rows and their fp32 accumulator, and streams the weights
-    through ``(BLOCK_D, BLOCK_H)`` tiles of at most 32 KiB each, two tiles per H step.
+    through ``(BLOCK_D, BLOCK_H)`` tiles of about 32 KiB (at least 16 columns: 64 KiB for fp32 at
+    D = 1024), two tiles per H step, double-buffered when they fit.
     """
     block_d = max(16, triton.next_power_of_2(d))
     if block_d > MAX_FUSED_DIM:
