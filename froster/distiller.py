@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Union, cast
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from froster.config import DistillConfig
 from froster.losses import residual_distill_loss, student_logits
 from froster.projector import ResidualProjector
-from froster.protocols import check_student, check_teacher, encode_video_for_head
+from froster.protocols import FrozenTeacher, VideoStudent, check_student, check_teacher, encode_video_for_head
 from froster.text import ensemble_features
 from froster.teachers.text_cache import TextFeatureCache, prompt_key
 from froster.validation import check_finite, check_labels, check_prompts, check_student_video, check_tokens
@@ -65,6 +65,11 @@ class ResidualDistiller(nn.Module):
         config: Hyper-parameters; keyword arguments override its fields
             (``ResidualDistiller(student, teacher, alpha=0.1, beta=2.0, kind="cosine")``).
     """
+
+    # Both are modules offering their protocol (checked in __init__); nn.Module.__getattr__ types
+    # the protocol's methods as `Tensor | Module`, so calls to them go through the protocol types.
+    student: nn.Module
+    teacher: nn.Module
 
     def __init__(self, student: nn.Module, teacher: nn.Module, config: Optional[DistillConfig] = None, **overrides):
         super().__init__()
@@ -171,7 +176,7 @@ class ResidualDistiller(nn.Module):
             losses["ce_loss"] = F.cross_entropy(logits.float(), labels.long())
         if self.video_projector is not None:
             with torch.no_grad():
-                teacher_frames = self.teacher.encode_frames(video)  # (B, T, D_t)
+                teacher_frames = cast(FrozenTeacher, self.teacher).encode_frames(video)  # (B, T, D_t)
             features["teacher frame features"] = teacher_frames
             student_rows, teacher_rows = self._video_rows(student_video, teacher_frames)
             losses["video_distill_loss"] = self._distill(student_rows, teacher_rows, self.video_projector)
@@ -232,7 +237,8 @@ class ResidualDistiller(nn.Module):
 
     def _student_text(self, sets: list[Prompts]) -> torch.Tensor:
         """(K, D) student text features of the prompt sets, ensembled."""
-        return ensemble_features([self.student.encode_text(self._tokens_for_student(s)) for s in sets])
+        student = cast(VideoStudent, self.student)
+        return ensemble_features([student.encode_text(self._tokens_for_student(s)) for s in sets])
 
     def _tokens_for_student(self, prompts: Prompts) -> torch.Tensor:
         if isinstance(prompts, torch.Tensor):
@@ -246,22 +252,23 @@ class ResidualDistiller(nn.Module):
                 # In FROSTER the teacher is the CLIP the student started from: same vocabulary.
                 logger.info("%s has no tokenizer: its string prompts are tokenized with the teacher's", type(self.student).__name__)
                 self._said_tokenizer = True
-        device = self.student.logit_scale.device
+        device = cast(VideoStudent, self.student).logit_scale.device
         return self._student_tokens.get(prompt_key(prompts), lambda: tokenizer(list(prompts)).to(device))
 
     def _teacher_text(self, prompts: Prompts) -> torch.Tensor:
         """(K, D_t) frozen teacher features of one prompt set, computed once per set."""
 
         def compute() -> torch.Tensor:
-            tokens = prompts
-            if not isinstance(prompts, torch.Tensor):
+            if isinstance(prompts, torch.Tensor):
+                tokens = prompts
+            else:
                 tokenizer = getattr(self.teacher, "tokenizer", None)
                 if tokenizer is None:
                     raise TypeError("prompts are strings but the teacher has no tokenizer; pass (K, L) token tensors")
                 tokens = tokenizer(list(prompts))
             tokens = tokens.to(_device_of(self.teacher))
             with torch.no_grad():
-                return self.teacher.encode_text(tokens)
+                return cast(FrozenTeacher, self.teacher).encode_text(tokens)
 
         return self.teacher_text_cache.get(prompt_key(prompts), compute)
 
@@ -279,7 +286,8 @@ def _teacher_dim(teacher: nn.Module, configured: Optional[int]) -> int:
     tokenizer = getattr(teacher, "tokenizer", None)
     if tokenizer is not None:
         with torch.no_grad():
-            return int(teacher.encode_text(tokenizer(["a photo"]).to(_device_of(teacher))).shape[-1])
+            tokens = tokenizer(["a photo"]).to(_device_of(teacher))
+            return int(cast(FrozenTeacher, teacher).encode_text(tokens).shape[-1])
     raise ValueError(
         f"cannot tell the feature width of the teacher {type(teacher).__name__}: it has no embed_dim and no tokenizer "
         "to encode one prompt with; pass teacher_dim=<its feature width>"
@@ -296,13 +304,18 @@ def _width_mismatch(student_dim: int, teacher_dim: int) -> str:
 
 def _prompt_sets(prompts: object) -> tuple[list[Prompts], int]:
     """One prompt set or a list of sets -> (list of sets, K), each set checked, all of the same K."""
-    one_set = isinstance(prompts, (torch.Tensor, str)) or not isinstance(prompts, Sequence) or not prompts
-    if one_set or any(isinstance(p, str) for p in prompts):  # type: ignore[union-attr]
-        return [prompts], check_prompts(prompts)  # type: ignore[list-item]
-    sizes = [check_prompts(p, f"prompts[{j}]") for j, p in enumerate(prompts)]  # type: ignore[arg-type]
+    # check_prompts refuses what is not a prompt set, so the casts below hold once it returns.
+    if (
+        isinstance(prompts, (torch.Tensor, str))
+        or not isinstance(prompts, Sequence)
+        or not prompts
+        or any(isinstance(p, str) for p in prompts)
+    ):
+        return [cast(Prompts, prompts)], check_prompts(prompts)
+    sizes = [check_prompts(p, f"prompts[{j}]") for j, p in enumerate(prompts)]
     if len(set(sizes)) != 1:
         raise ValueError(f"every prompt set must have one prompt per class; the sets hold {sizes} prompts")
-    return list(prompts), sizes[0]  # type: ignore[arg-type]
+    return [cast(Prompts, p) for p in prompts], sizes[0]
 
 
 def _device_of(module: nn.Module) -> torch.device:

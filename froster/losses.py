@@ -6,14 +6,16 @@ flattens and calls the op on prepared rows and raw weights,
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from froster.ops import residual_projection_loss
+from froster.ops.reference import Impl, LossKind
 from froster.projector import ResidualProjector
+from froster.protocols import VideoStudent
 
 
 def residual_distill_loss(
@@ -22,8 +24,8 @@ def residual_distill_loss(
     projector: ResidualProjector,
     *,
     alpha: Optional[float] = None,
-    kind: str = "cosine",
-    impl: str = "auto",
+    kind: LossKind = "cosine",
+    impl: Impl = "auto",
     to_teacher: Optional[nn.Linear] = None,
 ) -> torch.Tensor:
     """Residual feature distillation of FROSTER on features of any leading shape.
@@ -111,4 +113,4 @@ def student_logits(student: nn.Module, video_feats: torch.Tensor, text_feats: to
         return head(video_feats, text_feats, **head_inputs)
     if head_inputs:
         raise TypeError(f"{type(student).__name__} has no classify head to take {sorted(head_inputs)}")
-    return video_text_logits(video_feats, text_feats, student.logit_scale)
+    return video_text_logits(video_feats, text_feats, cast(VideoStudent, student).logit_scale)

@@ -5,9 +5,12 @@ open_clip's own config overrides, with random weights.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
+
+if TYPE_CHECKING:
+    from open_clip import CLIP
 
 TINY_CLIP_NAME = "ViT-B-16"
 TINY_IMAGE_SIZE = 32
@@ -64,7 +67,7 @@ def tiny_build_kwargs(name: str, num_frames: int = 4, *, image_size: int = TINY_
 class _OpenAIArchiveModule(torch.nn.Module):
     """CLIP as OpenAI's archives hold it: CLIP's weights at the top level plus three hyper-parameter entries."""
 
-    def __init__(self, clip: torch.nn.Module, image_size: int, context_length: int, vocab_size: int):
+    def __init__(self, clip: CLIP, image_size: int, context_length: int, vocab_size: int):
         super().__init__()
         for name, child in clip.named_children():
             self.add_module(name, child)
@@ -84,7 +87,7 @@ class _OpenAIArchiveModule(torch.nn.Module):
         return clip.logit_scale.exp() * image_features @ text_features.t()  # (N, K)
 
 
-def write_openai_archive(path, clip: torch.nn.Module, tokenizer) -> None:
+def write_openai_archive(path, clip: CLIP, tokenizer) -> None:
     """Save ``clip`` as OpenAI published CLIP: a TorchScript archive of the model traced on (image, text).
 
     The archive's state dict is CLIP's, plus ``input_resolution``, ``context_length`` and

@@ -13,7 +13,7 @@ before the metrics are computed, so the numbers do not depend on the number of G
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, cast
 
 import torch
 import torch.nn as nn
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from froster.distributed import DistInfo, all_gather_objects, autocast
 from froster.evaluation import metrics as M
 from froster.losses import student_logits
-from froster.protocols import encode_video_for_head
+from froster.protocols import VideoStudent, encode_video_for_head
 from froster.text import ClassText, ensemble_features, evaluation_prompt_sets
 from froster.training.configs import RunConfig
 
@@ -33,7 +33,8 @@ def class_text_features(student: nn.Module, classes: Sequence[ClassText], ensemb
     device = student.logit_scale.device
     tokenizer = student_tokenizer(student)
     sets = evaluation_prompt_sets(classes, ensemble)
-    return ensemble_features([student.encode_text(tokenizer(prompts).to(device)) for prompts in sets])
+    encode_text = cast(VideoStudent, student).encode_text
+    return ensemble_features([encode_text(tokenizer(prompts).to(device)) for prompts in sets])
 
 
 def student_tokenizer(student: nn.Module):

@@ -1,13 +1,25 @@
 """A frozen teacher around any module that offers ``encode_image`` and ``encode_text``."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Protocol, cast
 
 import torch
 import torch.nn as nn
 
 from froster.protocols import Tokenizer
 from froster.validation import check_video
+
+
+class _ImageTextEncoder(Protocol):
+    """What :class:`ModuleTeacher` needs of the model it wraps (checked when it is wrapped)."""
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, D) image features."""
+        ...
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(K, L) tokens -> (K, D) text features."""
+        ...
 
 
 class ModuleTeacher(nn.Module):
@@ -25,6 +37,9 @@ class ModuleTeacher(nn.Module):
         dtype: Cast the teacher's weights to this dtype (e.g. ``torch.bfloat16`` on a GPU: the
             teacher is only ever run forward, so half precision halves its cost).
     """
+
+    # nn.Module.__getattr__ types `encode_image` as `Tensor | Module`: calls go through _ImageTextEncoder.
+    model: nn.Module
 
     def __init__(self, model: nn.Module, tokenizer: Optional[Tokenizer] = None, embed_dim: Optional[int] = None, dtype: Optional[torch.dtype] = None):
         super().__init__()
@@ -58,13 +73,13 @@ class ModuleTeacher(nn.Module):
         check_video(video, "video")
         b, c, t, h, w = video.shape
         frames = video.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
-        features = self.model.encode_image(frames.to(self.dtype))  # (B*T, D)
+        features = cast(_ImageTextEncoder, self.model).encode_image(frames.to(self.dtype))  # (B*T, D)
         return features.reshape(b, t, -1)  # (B, T, D)
 
     @torch.no_grad()
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) tokens -> (K, D) text features."""
-        return self.model.encode_text(tokens)
+        return cast(_ImageTextEncoder, self.model).encode_text(tokens)
 
 
 def _infer_embed_dim(model: nn.Module) -> Optional[int]:

@@ -25,7 +25,7 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from froster import distributed as D
 from froster.clip_loading import load_state_dict_checked
+from froster.protocols import VideoStudent
 from froster.text import ALL_TEMPLATES, training_prompt_sets
 from froster.training import checkpoint as C
 from froster.training.averaging import EpochAverager, patch_weights
@@ -258,7 +259,8 @@ class Trainer:
             self.writer.add_scalar("train/lr", lr, self.step)
             if grad_norm is not None:
                 self.writer.add_scalar("train/grad_norm", grad_norm.item(), self.step)
-            self.writer.add_scalar("train/logit_scale", self.distiller.student.logit_scale.exp().item(), self.step)
+            logit_scale = cast(VideoStudent, self.distiller.student).logit_scale
+            self.writer.add_scalar("train/logit_scale", logit_scale.exp().item(), self.step)
         return losses
 
     def _summarize(self, sums: dict[str, torch.Tensor], steps: int, seconds: float, complete: bool) -> None:
