@@ -22,14 +22,15 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Final, Literal, Mapping, Optional, Union, cast
 
 import torch.nn as nn
 
-QUICK_GELU = "quick_gelu"
-GELU = "gelu"
-ACTIVATIONS = (QUICK_GELU, GELU)
-AUTO = "auto"
+Activation = Literal["quick_gelu", "gelu"]
+QUICK_GELU: Final = "quick_gelu"
+GELU: Final = "gelu"
+ACTIVATIONS: tuple[Activation, ...] = (QUICK_GELU, GELU)
+AUTO: Final = "auto"
 
 # Declarations of the MLP activation in the code of a traced or scripted CLIP, e.g.
 # `gelu : __torch__.clip.model.QuickGELU` (OpenAI) or `gelu : __torch__.torch.nn.modules.activation.GELU`.
@@ -40,11 +41,11 @@ class ActivationMismatchError(ValueError):
     """Weights trained with one MLP activation meet a model built with the other."""
 
 
-def check_activation_name(activation: str, name: str = "activation") -> str:
+def check_activation_name(activation: str, name: str = "activation") -> Union[Activation, Literal["auto"]]:
     """``activation`` if it is ``"auto"``, ``"quick_gelu"`` or ``"gelu"``; a ``ValueError`` otherwise."""
     if activation not in (AUTO,) + ACTIVATIONS:
         raise ValueError(f"{name} must be one of {(AUTO,) + ACTIVATIONS}, got {activation!r}")
-    return activation
+    return cast(Union[Activation, Literal["auto"]], activation)
 
 
 def model_activation(model: nn.Module) -> Optional[str]:
@@ -65,7 +66,7 @@ def model_activation(model: nn.Module) -> Optional[str]:
     return next(iter(found), None)
 
 
-def name_activation(clip_name: str) -> str:
+def name_activation(clip_name: str) -> Activation:
     """The activation open_clip's config for the model name ``clip_name`` builds."""
     import open_clip
 
@@ -73,7 +74,7 @@ def name_activation(clip_name: str) -> str:
     return QUICK_GELU if config.get("quick_gelu", False) else GELU
 
 
-def tag_activation(clip_name: str, tag: str) -> Optional[str]:
+def tag_activation(clip_name: str, tag: str) -> Optional[Activation]:
     """The activation the open_clip pretrained tag ``tag`` of ``clip_name`` was trained with, if it is a tag."""
     import open_clip
 
@@ -86,12 +87,12 @@ def tag_activation(clip_name: str, tag: str) -> Optional[str]:
     return QUICK_GELU if tag == "openai" or "openaipublic" in str(config.get("url", "")) else GELU
 
 
-def torchscript_activation(path: Union[str, os.PathLike]) -> Optional[str]:
+def torchscript_activation(path: Union[str, os.PathLike]) -> Optional[Activation]:
     """The MLP activation declared in the code of a TorchScript archive (read as text, never run)."""
     path = Path(path)
     if not zipfile.is_zipfile(path):
         return None
-    found = set()
+    found: set[Activation] = set()
     with zipfile.ZipFile(path) as archive:
         for name in archive.namelist():
             if "/code/" in name and name.endswith(".py"):
@@ -100,7 +101,7 @@ def torchscript_activation(path: Union[str, os.PathLike]) -> Optional[str]:
     return found.pop() if len(found) == 1 else None
 
 
-def config_activation(metadata: Mapping[str, str]) -> Optional[str]:
+def config_activation(metadata: Mapping[str, str]) -> Optional[Activation]:
     """The student activation recorded in the run config a froster weights file carries, if any."""
     import json
 
@@ -112,7 +113,7 @@ def config_activation(metadata: Mapping[str, str]) -> Optional[str]:
     return activation if activation in ACTIVATIONS else None
 
 
-def file_activation(path: Union[str, os.PathLike]) -> Optional[str]:
+def file_activation(path: Union[str, os.PathLike]) -> Optional[Activation]:
     """The activation a local weights file says it was trained with (see the module docstring)."""
     path = Path(path)
     if path.suffix == ".safetensors":
@@ -123,7 +124,7 @@ def file_activation(path: Union[str, os.PathLike]) -> Optional[str]:
     return torchscript_activation(path)
 
 
-def weights_activation(clip_name: Optional[str], pretrained: Optional[Union[str, os.PathLike]]) -> Optional[str]:
+def weights_activation(clip_name: Optional[str], pretrained: Optional[Union[str, os.PathLike]]) -> Optional[Activation]:
     """The activation ``pretrained`` (a tag of ``clip_name`` or a local file) was trained with, if known."""
     if pretrained is None:
         return None
@@ -138,7 +139,7 @@ def resolve_activation(
     activation: str = AUTO,
     *,
     allow_mismatch: bool = False,
-) -> str:
+) -> Activation:
     """The activation to build ``clip_name`` with, for the weights ``pretrained``.
 
     Args:
@@ -152,20 +153,20 @@ def resolve_activation(
         ActivationMismatchError: An explicit ``activation`` (or a ``-quickgelu`` name) that
             contradicts what the weights were trained with, unless ``allow_mismatch``.
     """
-    check_activation_name(activation)
+    asked = check_activation_name(activation)
     trained = weights_activation(clip_name, pretrained)
     named = name_activation(clip_name)
-    if activation == AUTO:
+    if asked == AUTO:
         if named != QUICK_GELU:
             return trained or named
-        activation = named  # a `-quickgelu` name asks for QuickGELU explicitly
-    if trained is not None and trained != activation and not allow_mismatch:
+        asked = named  # a `-quickgelu` name asks for QuickGELU explicitly
+    if trained is not None and trained != asked and not allow_mismatch:
         raise ActivationMismatchError(
-            f"{os.fspath(pretrained)!r} was trained with {trained} but {activation} was asked for "
+            f"{str(pretrained)!r} was trained with {trained} but {asked} was asked for "
             f"({clip_name}); leave activation='auto' (or build with activation={trained!r}) to compute "
             "what the weights were trained for, or pass allow_activation_mismatch=True if you mean it"
         )
-    return activation
+    return asked
 
 
 def check_loaded_activation(model: nn.Module, trained: Optional[str], source: str, *, allow_mismatch: bool = False) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, TypeGuard, Union
 
 import torch
 import torch.nn as nn
@@ -31,7 +31,7 @@ OPENAI_NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
 _NESTING_KEYS = ("model_state", "state_dict", "model", "module")
 
 
-def is_weights_file(pretrained: Optional[PathLike]) -> bool:
+def is_weights_file(pretrained: Optional[PathLike]) -> TypeGuard[PathLike]:
     """Whether ``pretrained`` names a local file rather than an open_clip tag."""
     return pretrained is not None and os.path.isfile(os.fspath(pretrained))
 
@@ -194,10 +194,10 @@ def create_open_clip(
     if clip not in open_clip.list_models():
         raise ValueError(f"clip={clip!r} is not an open_clip model name; e.g. ViT-B-32, ViT-B-16, ViT-L-14")
     built = A.resolve_activation(clip, pretrained, activation, allow_mismatch=allow_activation_mismatch)
-    from_file = is_weights_file(pretrained)
+    weights_file = pretrained if is_weights_file(pretrained) else None
     model = open_clip.create_model(
         clip,
-        pretrained=None if from_file else pretrained,
+        pretrained=None if weights_file is not None else pretrained,
         precision=precision,
         device=device,
         # force_quick_gelu sets the config open_clip compares with the tag's, so no false warning.
@@ -205,9 +205,9 @@ def create_open_clip(
         **({"quick_gelu": False} if built == A.GELU else {}),
         **model_overrides,
     )
-    if from_file:
-        state = read_state_dict(pretrained, trust_code=trust_code)
-        load_state_dict_checked(model, state, source=os.fspath(pretrained))
+    if weights_file is not None:
+        state = read_state_dict(weights_file, trust_code=trust_code)
+        load_state_dict_checked(model, state, source=os.fspath(weights_file))
     tokenizer = open_clip.get_tokenizer(clip, context_length=getattr(model, "context_length", None))
     return model, tokenizer
 

@@ -8,7 +8,7 @@ from it.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union, cast
 
 import torch
 import torch.nn as nn
@@ -171,6 +171,7 @@ def check_student_video(student: nn.Module, video: object, name: str = "video") 
     float64 ones).
     """
     check_video(video, name, getattr(student, "num_frames", None))
+    video = cast(torch.Tensor, video)  # check_video refused anything else
     expected = next((p.dtype for p in student.parameters() if p.is_floating_point()), None)
     if expected is None:
         return
@@ -195,10 +196,11 @@ def token_limits(encoder: nn.Module) -> tuple[Optional[int], Optional[int]]:
     for module in (encoder, getattr(encoder, "model", None)):
         if module is None:
             continue
-        if context is None and getattr(module, "context_length", None) is not None:
-            context = int(module.context_length)
-        if vocab is None and getattr(module, "vocab_size", None) is not None:
-            vocab = int(module.vocab_size)
+        declared_context, declared_vocab = getattr(module, "context_length", None), getattr(module, "vocab_size", None)
+        if context is None and declared_context is not None:
+            context = int(declared_context)
+        if vocab is None and declared_vocab is not None:
+            vocab = int(declared_vocab)
         embedding = getattr(module, "token_embedding", None)
         if vocab is None and isinstance(embedding, (nn.Embedding, nn.EmbeddingBag)):
             vocab = int(embedding.num_embeddings)
@@ -224,7 +226,7 @@ def check_tokens(tokens: torch.Tensor, encoders: Mapping[str, nn.Module], name: 
                 f"got shape {tuple(tokens.shape)}; tokenize with the {who}'s tokenizer"
             )
         if vocab is not None:
-            if low is None:
+            if low is None or high is None:
                 low, high = torch.stack([tokens.min(), tokens.max()]).tolist()  # one host sync
             if low < 0 or high >= vocab:
                 raise ValueError(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Mapping, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -12,6 +12,9 @@ from froster.clip_loading import create_open_clip, load_state_dict_checked
 from froster.distiller import ResidualDistiller
 from froster.registry import build_student as _registry_build_student
 from froster.training.configs import RunConfig, StudentConfig, TeacherConfig
+
+if TYPE_CHECKING:
+    from froster.clip_activation import Activation
 
 PathLike = Union[str, os.PathLike]
 STUDENT_PREFIX = "student."
@@ -54,7 +57,7 @@ def build_teacher(config: TeacherConfig, device: Union[str, torch.device] = "cpu
     )
 
 
-def config_activation(config: Union[StudentConfig, TeacherConfig]) -> str:
+def config_activation(config: Union[StudentConfig, TeacherConfig]) -> Activation:
     """The activation a student or teacher config builds: its own, or what its weights were trained with.
 
     Raises:
@@ -67,7 +70,7 @@ def config_activation(config: Union[StudentConfig, TeacherConfig]) -> str:
         return config.activation
     pretrained = config.pretrained
     looks_like_file = pretrained is not None and (os.sep in pretrained or os.path.splitext(pretrained)[1] in _WEIGHT_SUFFIXES)
-    if looks_like_file and not os.path.isfile(pretrained):
+    if pretrained is not None and looks_like_file and not os.path.isfile(pretrained):
         raise ValueError(
             f"activation='auto' follows the weights, but pretrained={pretrained!r} is not here to say which "
             "activation they were trained with; set activation='quick_gelu' (OpenAI-derived weights) or 'gelu'"
@@ -135,7 +138,8 @@ def set_grad_checkpointing(student: nn.Module, enable: bool = True) -> int:
     switched = 0
     for module in student.modules():
         if isinstance(getattr(module, "grad_checkpointing", None), bool):
-            module.grad_checkpointing = enable
+            # torch's stub types Module.__setattr__ values as Tensor | Module; this is a plain bool flag.
+            module.grad_checkpointing = enable  # type: ignore[assignment]
             switched += 1
     if not switched:
         raise ValueError(
