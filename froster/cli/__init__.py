@@ -86,7 +86,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     unknown = [extra for extra in extras if extra.startswith("-") or trailing is None]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if extras:
+    if trailing is not None:
         getattr(args, trailing).extend(extras)
     return args
 

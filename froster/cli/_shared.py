@@ -32,7 +32,8 @@ def positive_int(text: str) -> int:
 def split_overrides(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
     """``(inputs, overrides)`` of positional arguments: ``section.key=value`` is an override,
     wherever it stands, unless a file of that name exists."""
-    inputs, overrides = [], []
+    inputs: list[str] = []
+    overrides: list[str] = []
     for argument in arguments:
         is_override = _OVERRIDE.match(argument) is not None and not os.path.exists(argument)
         (overrides if is_override else inputs).append(argument)

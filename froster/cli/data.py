@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     num_classes = len(read_class_names(args.classes)) if args.classes else None
     results = check_split(args.split, args.root, num_classes, args.workers, args.backend, args.full, not args.no_progress)
     print(summary(results))
-    report = write_report(results, args.report or f"{args.split}.check.csv")
-    print(f"report written to {report}")
+    written = write_report(results, args.report or f"{args.split}.check.csv")
+    print(f"report written to {written}")
     if args.clean:
         clean = write_clean_split(args.split, results, args.clean)
         print(f"{sum(r.ok for r in results)} decodable videos written to {clean}")

@@ -126,8 +126,9 @@ def summarize(runs: Sequence[Run]) -> Summary:
                 b2n.setdefault(group_of.get(name, name), []).append((float(metrics["base"]), float(metrics["novel"])))
                 used.add(name)
         for name, metrics in run.sets.items():
-            if name not in used and _top1(metrics) is not None:
-                cross.setdefault(group_of.get(name, name), []).append(_top1(metrics))
+            top1 = _top1(metrics)
+            if name not in used and top1 is not None:
+                cross.setdefault(group_of.get(name, name), []).append(top1)
     for table in (summary.base_to_novel, summary.cross_dataset):
         for label in [label for label, cells in table.items() if not cells]:
             del table[label]
@@ -175,9 +176,9 @@ def to_markdown(summary: Summary) -> str:
         header = ["method"] + [DISPLAY.get(d, d) for d in datasets] + ["splits"]
         lines = ["## Cross-dataset and other sets (top-1 %, mean ± std over splits)", "",
                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for label, cells in summary.cross_dataset.items():
-            row = [label] + [_cell(cells[d]) if d in cells else "" for d in datasets]
-            row.append(", ".join(f"{DISPLAY.get(d, d)} {len(cells[d])}" for d in datasets if d in cells))
+        for label, values in summary.cross_dataset.items():
+            row = [label] + [_cell(values[d]) if d in values else "" for d in datasets]
+            row.append(", ".join(f"{DISPLAY.get(d, d)} {len(values[d])}" for d in datasets if d in values))
             lines.append("| " + " | ".join(row) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

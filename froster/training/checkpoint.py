@@ -31,7 +31,7 @@ import random
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union, cast
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ class _weights_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __exit__(self, kind, error, traceback) -> Literal[False]:
         from safetensors import SafetensorError
 
         if isinstance(error, SafetensorError):
@@ -125,7 +125,10 @@ class _weights_errors:
 
 def rng_state() -> dict[str, Any]:
     """The Python, NumPy, torch CPU and CUDA random states of this process, as plain data."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # The global RandomState is an MT19937: its state is the legacy tuple (numpy's stub, whose
+    # default overload is legacy=False, says a dict).
+    state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
+    kind, keys, pos, has_gauss, cached = state
     return {
         "python": random.getstate(),
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),

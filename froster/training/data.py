@@ -11,7 +11,7 @@ import dataclasses
 import os
 import random
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional, Union, overload
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
@@ -22,12 +22,20 @@ from froster.text import ClassText
 from froster.training.configs import DataConfig, EvalSetConfig
 
 
+@overload
+def resolve(root: Optional[str], path: str) -> Path: ...
+@overload
+def resolve(root: Optional[str], path: None) -> None: ...
+@overload
+def resolve(root: Optional[str], path: Optional[str]) -> Optional[Path]: ...
+
+
 def resolve(root: Optional[str], path: Optional[str]) -> Optional[Path]:
     """``path`` under ``root`` unless absolute (or ``root`` is None)."""
     if path is None:
         return None
-    path = Path(os.path.expanduser(path))
-    return path if path.is_absolute() or root is None else Path(os.path.expanduser(root)) / path
+    expanded = Path(os.path.expanduser(path))
+    return expanded if expanded.is_absolute() or root is None else Path(os.path.expanduser(root)) / expanded
 
 
 def _existing(root: Optional[str], path: Optional[str], what: str) -> Path:
@@ -72,13 +80,13 @@ def video_data_config(config: DataConfig) -> VideoDataConfig:
         stride=config.stride,
         num_test_clips=config.num_test_clips,
         crop_size=config.image_size,
-        train_short_side=tuple(config.short_side),
+        train_short_side=(config.short_side[0], config.short_side[1]),
         test_short_side=config.image_size,
         backend=config.backend,
     )
 
 
-def class_prompts(root: Optional[str], class_names: str, descriptions: Optional[str] = None) -> list[ClassText]:
+def class_prompts(root: Optional[str], class_names: Optional[str], descriptions: Optional[str] = None) -> list[ClassText]:
     """What stands for each class in prompts: its name, and its description when a file gives them."""
     names = read_class_names(_existing(root, class_names, "class-name file"))
     return read_class_prompts(names, None if descriptions is None else _existing(root, descriptions, "descriptions file"))
@@ -94,7 +102,7 @@ def few_shot_indices(labels: list[int], shots: int, seed: int) -> list[int]:
     return sorted(chosen)
 
 
-def train_dataset(config: DataConfig, seed: int) -> Dataset:
+def train_dataset(config: DataConfig, seed: int) -> Union[VideoDataset, Subset[Any]]:
     """The training :class:`VideoDataset` (a few-shot subset when ``shots_per_class`` is set)."""
     if config.train_split is None or config.class_names is None:
         raise ValueError("data.train_split and data.class_names must be set (e.g. data.train_split=k400/train.txt)")
@@ -120,8 +128,9 @@ def eval_dataset(data: DataConfig, eval_set: EvalSetConfig, student: Optional[to
     """
     root = eval_set.root if eval_set.root is not None else data.root
     config = video_data_config(data)
-    if hasattr(student, "pixel_mean"):
-        config = dataclasses.replace(config, mean=tuple(student.pixel_mean), std=tuple(student.pixel_std))
+    mean, std = getattr(student, "pixel_mean", None), getattr(student, "pixel_std", None)
+    if mean is not None and std is not None:
+        config = dataclasses.replace(config, mean=tuple(mean), std=tuple(std))
     return VideoDataset(
         _existing(root, eval_set.split, "eval set split"),
         root=root,
@@ -173,7 +182,7 @@ def train_loader(dataset: Dataset, config: DataConfig, rank: int, world_size: in
     return loader, sampler
 
 
-def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, rank: int, world_size: int) -> DataLoader:
+def eval_loader(dataset: VideoDataset, batch_size: int, num_workers: int, rank: int, world_size: int) -> DataLoader:
     """Every video exactly once across ranks, in order, no padding duplicates."""
     return DataLoader(
         dataset,

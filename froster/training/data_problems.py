@@ -10,12 +10,18 @@ Two cases stop a run instead of letting it write "trained" weights that never sa
 from __future__ import annotations
 
 import warnings
-from typing import Optional
-
-from torch.utils.data import Dataset
+from typing import Any, Optional, Protocol
 
 ERRORS_SHOWN = 3  # decoding errors quoted
 PROBED = 100  # videos read again, at most, to find them
+
+
+class SizedDataset(Protocol):
+    """A map-style dataset with a length: a :class:`froster.data.VideoDataset` or a ``Subset`` of one."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
 
 
 class TrainingDataError(RuntimeError):
@@ -34,7 +40,7 @@ def no_full_batch(videos: int, batch_size: int, world_size: int, split: Optional
     )
 
 
-def unreadable_epoch(dataset: Dataset, epoch: int, skipped: int, seen: int, split: Optional[str]) -> TrainingDataError:
+def unreadable_epoch(dataset: SizedDataset, epoch: int, skipped: int, seen: int, split: Optional[str]) -> TrainingDataError:
     """The error of an epoch in which no batch had a readable video.
 
     Args:
@@ -51,7 +57,7 @@ def unreadable_epoch(dataset: Dataset, epoch: int, skipped: int, seen: int, spli
     )
 
 
-def first_read_errors(dataset: Dataset, count: int = ERRORS_SHOWN) -> list[str]:
+def first_read_errors(dataset: SizedDataset, count: int = ERRORS_SHOWN) -> list[str]:
     """The warnings of the first ``count`` videos of ``dataset`` that cannot be read.
 
     The loader's workers warned about each of them already, in their own processes; reading a few

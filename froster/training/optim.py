@@ -24,7 +24,8 @@ def param_groups(model: nn.Module, weight_decay: float, decay_1d: bool = False) 
     Returns:
         Two AdamW parameter groups, each with a ``"param_names"`` list (torch's key) for logs and tests.
     """
-    decay, no_decay = ([], []), ([], [])
+    decay: tuple[list[str], list[nn.Parameter]] = ([], [])
+    no_decay: tuple[list[str], list[nn.Parameter]] = ([], [])
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -42,7 +43,7 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.AdamW:
     groups = [g for g in param_groups(model, config.weight_decay, config.decay_1d) if g["params"]]
     if not groups:
         raise ValueError("the model has no trainable parameters")
-    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.betas[0], config.betas[1]), eps=config.eps)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, start_factor: float = 0.01, final_factor: float = 0.0) -> float:

@@ -61,7 +61,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
         return value
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
         if not isinstance(value, dict):
@@ -157,7 +157,7 @@ def _set(tree: dict[str, Any], cls: type, keys: list[str], value: Any, where: st
         tree[name] = value
         return
     inner = _strip_optional(annotation)
-    if dataclasses.is_dataclass(inner):
+    if isinstance(inner, type) and dataclasses.is_dataclass(inner):
         if tree.get(name) is None:
             tree[name] = {}
         _set(tree[name], inner, rest, value, here)
