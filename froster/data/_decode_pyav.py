@@ -15,11 +15,14 @@ the start instead, counting frames as they come out.
 from __future__ import annotations
 
 import bisect
-from typing import Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import torch
 
 from froster.data.decoding import CorruptVideoError, IndexFn, checked_indices, decoding_errors, gather
+
+if TYPE_CHECKING:
+    from av import VideoFrame
 
 
 class _NoUsableIndex(Exception):
@@ -83,11 +86,11 @@ def _read_seeking(path, container, stream, fps, select, stamps, key_frames) -> t
         return key_frames[at] if at >= 0 else 0
 
     kept: dict[int, torch.Tensor] = {}
-    last_frame = None  # the last frame decoded, converted only if the file ends early
+    last_frame: Optional[VideoFrame] = None  # the last frame decoded, converted only if the file ends early
     current: Optional[int] = None  # index of the last decoded frame; None right after a seek
     floor = 0  # frames before the keyframe of the last seek are not trusted
     cursor = 0  # wanted[cursor] is the next frame to keep
-    frames = iter(())
+    frames: Iterator[VideoFrame] = iter(())
     with decoding_errors(path):
         while cursor < len(wanted):
             target = wanted[cursor]

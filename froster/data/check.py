@@ -125,7 +125,7 @@ def summary(results: Sequence[VideoCheck], shown: int = 10) -> str:
     lines = [f"{len(results)} videos: {len(results) - len(bad)} decoded, {len(bad)} unreadable"]
     good = [r for r in results if r.ok]
     if good:
-        frames = sorted(r.frames for r in good)
+        frames = sorted(r.frames for r in good if r.frames is not None)  # set for every decoded video
         sizes = sorted({(r.width, r.height) for r in good})
         lines.append(f"frames per video: min {frames[0]}, median {frames[len(frames) // 2]}, max {frames[-1]}; "
                      f"resolutions: {', '.join(f'{w}x{h}' for w, h in sizes[:5])}{' ...' if len(sizes) > 5 else ''}")

@@ -35,7 +35,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from froster.data.textfiles import DataFileError, numbered_lines, read_text
 from froster.text import ClassText, class_texts_from
@@ -99,7 +99,7 @@ def _id_ordered(lines: Sequence[tuple[int, str]]) -> Optional[list[tuple[int, st
         parsed = [(int(row[0]), number, ",".join(row[1:]).strip()) for number, row in rows]
     elif all(_ID_SPACE.match(text) for _, text in lines):
         matches = [(number, _ID_SPACE.match(text)) for number, text in lines]
-        parsed = [(int(m.group(1)), number, m.group(2).strip()) for number, m in matches]
+        parsed = [(int(m.group(1)), number, m.group(2).strip()) for number, m in matches if m is not None]  # all match
     else:
         return None
     if any(not name for _, _, name in parsed):
@@ -187,7 +187,7 @@ def read_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
             problems.append(f"no description for {len(missing)} class(es): {missing[:20]}")
         if unknown:
             problems.append(f"descriptions of {len(unknown)} unknown class(es): {unknown[:20]}")
-        texts = [by_key.get(_key(name)) for name in class_names]
+        texts: list[Any] = [by_key.get(_key(name)) for name in class_names]  # JSON values, checked below
         absent = {i for i, name in enumerate(class_names) if _key(name) not in by_key}
     elif isinstance(data, list):
         if len(data) != len(class_names):

@@ -127,9 +127,9 @@ def read_frames(
     if not os.path.isfile(path):
         raise CorruptVideoError(f"{path}: no such file")
     if decoder == "torchcodec":
-        from froster.data._decode_torchcodec import read
+        from froster.data._decode_torchcodec import read as read_on_device
 
-        return read(path, select, device)
+        return read_on_device(path, select, device)
     if decoder == "pyav":
         from froster.data._decode_pyav import read
     else:

@@ -58,12 +58,15 @@ def _pix_fmt(codec: str) -> str:
 def pick_codec(preference: Sequence[str] = CODEC_PREFERENCE) -> str:
     """The first codec of ``preference`` that PyAV can open as an encoder here."""
     import av
+    from av.video.codeccontext import VideoCodecContext
 
     for codec in preference:
         if codec not in av.codecs_available:
             continue
         try:
             context = av.CodecContext.create(codec, "w")
+            if not isinstance(context, VideoCodecContext):
+                continue
             context.width = context.height = 16
             context.pix_fmt = _pix_fmt(codec)
             context.time_base = Fraction(1, 8)
@@ -98,6 +101,7 @@ def write_video(
         The path written.
     """
     import av
+    from av.video.stream import VideoStream
 
     frames = np.ascontiguousarray(frames, dtype=np.uint8)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -110,6 +114,8 @@ def write_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(os.fspath(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps)
+        if not isinstance(stream, VideoStream):
+            raise ValueError(f"codec={codec!r} is not a video encoder (it makes a {type(stream).__name__})")
         stream.width, stream.height, stream.pix_fmt = width, height, _pix_fmt(codec)
         if options is not None:
             stream.options = dict(options)

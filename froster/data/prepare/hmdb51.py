@@ -25,9 +25,11 @@ USE = {"1": "train", "2": "test"}  # "0": in neither set
 def find_split_files(annotations: Sequence[Path]) -> dict[tuple[str, int], Path]:
     """``(class, split) -> file`` of the first folder of ``annotations`` that has any."""
     for folder in annotations:
-        found = {}
+        found: dict[tuple[str, int], Path] = {}
         for path in sorted(Path(folder).rglob("*_test_split[123].txt")):
             match = SPLIT_FILE.match(path.name)
+            if match is None:  # "_test_split1.txt": the glob's * matched no class name
+                continue
             found.setdefault((match["cls"], int(match["split"])), path)
         if found:
             return found

@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Literal, Optional, Sequence, overload
 
 from froster.data.annotations import write_split
 from froster.data.classes import write_class_names
@@ -91,6 +91,12 @@ class VideoIndex:
         if score(ranked[0]) == score(ranked[1]):
             self.ambiguous.append(f"{listed}: {ranked[0]} (also {', '.join(ranked[1:3])})")
         return ranked[0]
+
+
+@overload
+def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, required: Literal[True] = True) -> Path: ...
+@overload
+def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, required: bool) -> Optional[Path]: ...
 
 
 def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, required: bool = True) -> Optional[Path]:
