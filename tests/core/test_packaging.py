@@ -38,6 +38,8 @@ def test_wheel_maps_adapters_into_the_package(wheel):
 def test_installed_wheel_imports_froster_adapters(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True)
+    # PEP 561: without the marker beside the installed package, type checkers ignore its annotations.
+    assert (target / "froster" / "py.typed").is_file()
     # -S skips site-packages' .pth files, so a development (editable) install cannot answer the
     # import; dependencies come from site-packages added to the path by hand.
     script = (
