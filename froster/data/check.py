@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -90,7 +91,10 @@ def check_split(
             results.append(_check_one(job))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Not fork: a forked child inherits the parent's decoder and torch threads mid-state and
+        # can block inside the decoder for good. forkserver workers start from a clean process.
+        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             for result in pool.map(_check_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers)))):
                 results.append(result)
                 bar.update()
