@@ -68,7 +68,7 @@ def test_prompt_generator_conditions_text_on_each_video(student):
     tokens = student.tokenizer(tiny_prompts())
     with torch.no_grad():
         encoding, text = student.encode_video_for_head(video), student.encode_text(tokens)
-        frames, visual_tokens = encoding.features, encoding.head_inputs["visual_tokens"]
+        visual_tokens = encoding.head_inputs["visual_tokens"]
         per_video = student.video_text_features(text, visual_tokens)  # (B, K, D)
         assert per_video.shape == (2, *text.shape)
         assert (per_video[0] - per_video[1]).abs().max() > 1e-5
