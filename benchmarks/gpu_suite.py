@@ -15,17 +15,16 @@ Stages, each a subprocess with its own time limit (killed at the limit; the next
 4. ``parity``: benchmarks/impl_parity.py, 300 steps of ``ResidualDistiller`` with
    ``impl="triton"`` and with ``impl="torch"`` from one seed, losses compared step by step.
 
-The limits add up to under 480 s by construction (:data:`CUDA_STAGES`). Nothing is downloaded:
-every model is built from open_clip's configs with random weights, and the Hugging Face hub is
-set offline. Results go to ``<results-root>/<device>-<date>/``: one folder per stage, each
-stage's log, ``environment.json`` (device, driver, CUDA, torch, Triton and open_clip versions,
-commit), ``nvidia-smi.txt``, ``pip-freeze.txt`` and ``suite.json`` (what ran, exit codes,
-seconds).
+The limits of :data:`CUDA_STAGES` add up to at most :data:`BUDGET_S` (a test checks the sum).
+Nothing is downloaded: every model is built from open_clip's configs with random weights, and the
+Hugging Face hub is set offline. Results go to ``<results-root>/<device>-<date>/`` (UTC date): one
+folder per stage, each stage's log, ``environment.json`` (device, driver, CUDA, torch, Triton and
+open_clip versions, commit), ``nvidia-smi.txt``, ``pip-freeze.txt`` and ``suite.json`` (what ran,
+exit codes, seconds).
 """
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import re
@@ -117,10 +116,8 @@ def stage_env(device: str) -> dict:
     return env
 
 
-def record_environment(out: Path, device: str) -> dict:
-    from _harness import machine_info
-
-    info = machine_info(device)
+def record_environment(out: Path, info: dict) -> None:
+    """Write ``info`` to environment.json, with nvidia-smi.txt and pip-freeze.txt beside it."""
     (out / "environment.json").write_text(json.dumps(info, indent=2) + "\n")
     for name, command in (("nvidia-smi.txt", ["nvidia-smi"]), ("pip-freeze.txt", [sys.executable, "-m", "pip", "freeze"])):
         try:
@@ -128,7 +125,6 @@ def record_environment(out: Path, device: str) -> dict:
             (out / name).write_text(done.stdout + done.stderr)
         except (OSError, subprocess.SubprocessError) as error:
             (out / name).write_text(f"not available: {error}\n")
-    return info
 
 
 def main(argv=None) -> int:
@@ -160,10 +156,11 @@ def main(argv=None) -> int:
 
     from _harness import machine_info
 
-    name = machine_info(device)["device_name"]
-    out = results_dir(args.results_root, name, _dt.date.today().isoformat())
+    info = machine_info(device)
+    name = info["device_name"]
+    out = results_dir(args.results_root, name, info["date_utc"][:10])  # the date environment.json records
     out.mkdir(parents=True)
-    info = record_environment(out, device)
+    record_environment(out, info)
     print(f"{name}: driver {info.get('driver')}, CUDA {info.get('cuda')}, torch {info['torch']}, triton {info['triton']}; "
           f"{len(stages)} stages, at most {total} s; results in {out}", flush=True)
     results = []

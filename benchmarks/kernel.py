@@ -50,7 +50,6 @@ COLUMNS = [
     ("triton_peak_mb", "triton MB", ".1f"),
     ("roofline_ms", "roofline ms", ".4f"), ("triton_roofline_fraction", "roofline / triton", ".2f"),
 ]
-IMPLS = ("eager", "compile", "triton", "triton_gemm")
 
 
 def peak_for(device_name: str):

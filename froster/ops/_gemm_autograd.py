@@ -1,7 +1,8 @@
 """The cuBLAS-GEMM path: the projector's GEMMs on cuBLAS, the element-wise work in Triton.
 
-Used where the fused kernels do not reach (D > ``MAX_FUSED_DIM``). Forward: 2 GEMMs and 2 Triton
-launches; backward: up to 4 GEMMs, 2 Triton launches and 2 bias sums::
+Used where the fused kernels do not reach (D > ``MAX_FUSED_DIM``, or a GPU without the resources
+they need) and for ``path="gemm"``. Forward: 2 GEMMs and 2 Triton launches; backward: up to 4
+GEMMs, 2 Triton launches and 2 bias sums::
 
     a  = z @ w1.T                       # (N, H)  cuBLAS
     h  = gelu(a + b1)                   # (N, H)  Triton, exact (erf) GELU

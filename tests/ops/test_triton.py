@@ -234,8 +234,9 @@ def test_wide_features_take_the_gemm_path(monkeypatch):
     taken.clear()
     check_against_reference(make_inputs(3, 1024, 8), torch.float32, path="auto")
     assert taken == ["FusedResidualProjectionLoss"]
+    wide = (torch.zeros(2, 1100), torch.ones(2, 1100), torch.zeros(4, 1100), torch.zeros(1100, 4))
     with pytest.raises(ValueError, match="path='fused' covers feature dims up to 1024, got D=1100"):
-        trp.residual_projection_loss_triton(*(torch.zeros(2, 1100), torch.ones(2, 1100), torch.zeros(4, 1100), torch.zeros(1100, 4)), path="fused")
+        trp.residual_projection_loss_triton(*(x.to(DEVICE) for x in wide), path="fused")
 
 
 @pytest.mark.parametrize("path", PATHS)
