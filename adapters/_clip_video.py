@@ -31,9 +31,8 @@ from froster import validation
 from froster.clip_loading import PathLike, clip_embed_dim, create_open_clip
 from froster.losses import video_text_logits
 
-from .checkpoints import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD
-
 from ._open_clip_vit import embed_images, pool_tokens
+from .checkpoints import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD
 
 __all__ = ["ClipVideoStudent", "check_video"]
 
@@ -228,6 +227,7 @@ class ClipVideoStudent(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_frames={self.num_frames}, embed_dim={self.embed_dim}"
+
 
 def _text_pool(x: torch.Tensor, tokens: torch.Tensor, pool_type: str, eos_id: Optional[int]) -> torch.Tensor:
     # Same choices as open_clip's text_global_pool.

@@ -24,7 +24,7 @@ right one.
         projector_t.2.weight      -> report.projector_state["text_projector.fc2.weight"]
         raw_model.*               -> ignored (the frozen teacher; reload it from its source)
 
-    ``distiller.load_state_dict(report.projector_state, strict=False)`` restores the projectors.
+    ``distiller.load_projectors(report)`` restores the projectors.
 
 ``"vificlip"``
     ViFi-CLIP checkpoints (``{"model": {...}, "optimizer": ..., "config": <yacs>, ...}``), keys

@@ -182,7 +182,7 @@ class LoraCLIP(ClipVideoStudent):
         self._clip_state_keys = clip_keys  # CLIP's names, for the checkpoint loader's hooks
         self._key_map = self._map_clip_keys()
 
-    def _map_clip_keys(self) -> dict[str, str]:
+    def _map_clip_keys(self) -> dict[str, Optional[str]]:
         own = set(self.state_dict())
         return {key: next((c for c in _renamed(key) if c in own), None) for key in self._clip_state_keys}
 

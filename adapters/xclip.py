@@ -113,12 +113,19 @@ class XCLIP(ClipVideoStudent):
         """CLIP's text features (K, D); with ``freeze_text``, computed once per prompt set."""
         if not self.freeze_text:
             return super().encode_text(tokens)
-        device, dtype = tokens.device, self.logit_scale.dtype
-        return self._frozen_text.get((prompt_key(tokens), str(device), str(dtype)), lambda: _no_grad(super(XCLIP, self).encode_text, tokens))
+        device = tokens.device
+        # Features computed under autocast come out in its dtype: they are kept apart.
+        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+        key = (prompt_key(tokens), str(device), str(self.logit_scale.dtype), str(autocast))
+        return self._frozen_text.get(key, lambda: _no_grad(super(XCLIP, self).encode_text, tokens))
 
     def _apply(self, fn, recurse: bool = True):
         self._frozen_text.clear()  # cached features live on the old device / dtype
         return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._frozen_text.clear()  # new weights, new text features
+        super()._load_from_state_dict(*args, **kwargs)
 
     def video_text_features(self, text_features: torch.Tensor, visual_tokens: torch.Tensor) -> torch.Tensor:
         """Text features conditioned on each video: (K, D), (B, N, D) -> (B, K, D), ``text + prompt(text, video)``."""

@@ -36,8 +36,6 @@ from typing import Mapping, Union
 import torch
 import torch.nn as nn
 
-
-
 __all__ = ["XCLIP_KEY_MAP", "from_xclip_keys", "to_xclip_keys", "load_xclip_checkpoint", "save_xclip_checkpoint"]
 
 # (X-CLIP name, student name); {i} is a layer index, {rest} the remainder of the key.
@@ -107,8 +105,9 @@ def load_xclip_checkpoint(
         path: ``{"model": state_dict, ...}`` as X-CLIP saves it, or a flat state dict whose keys
             may carry a ``model.`` or ``module.`` prefix.
         strict: Refuse missing or unexpected keys; shape mismatches are always refused.
-        weights_only: Passed to ``torch.load``; the yacs config X-CLIP pickles beside the weights
-            is read as inert data either way.
+        weights_only: Passed to ``torch.load``. With ``True`` the yacs config X-CLIP pickles
+            beside the weights is read as inert data; ``False`` unpickles it with yacs itself
+            (installed, and only for files you trust).
         allow_activation_mismatch: Load into a student built with exact GELU anyway.
         trust_code: Let a TorchScript ``path`` run the code it carries; only for files you trust
             (see :func:`froster.clip_loading.read_state_dict`).

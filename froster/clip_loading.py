@@ -7,8 +7,8 @@ Three sources of weights are understood:
 * OpenAI's TorchScript archives (``ViT-B-16.pt``): open_clip's default ``weights_only=True`` load
   refuses them, so their tensors are read by :mod:`froster.torchscript_archive`, which runs none
   of the code they carry (``trust_code=True`` opens them with ``torch.jit.load``);
-* plain state dicts (``.pt``/``.pth``/``.bin``, optionally nested under ``state_dict`` or
-  ``model``, optionally with a ``module.`` prefix) and ``.safetensors`` files.
+* plain state dicts (``.pt``/``.pth``/``.bin``, optionally nested under ``model_state``,
+  ``state_dict`` or ``model``, optionally with a ``module.`` prefix) and ``.safetensors`` files.
 """
 from __future__ import annotations
 

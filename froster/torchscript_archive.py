@@ -17,7 +17,8 @@ a zip of pickles plus raw storages,
 
 and :func:`read_torchscript_state_dict` reads it with a restricted unpickler: every
 ``__torch__`` object stays inert data (no method of it is called), the only callables are a
-tensor rebuild written here and a few type-tag helpers that return their argument, and any other
+tensor rebuild written here, ``OrderedDict`` and a few type-tag helpers that return their
+argument (storage types resolve to their dtype, ``torch.device`` to ``str``), and any other
 global is refused. The compiled code is only read as text, for the names of parameters and
 buffers. The result is what ``torch.jit.load(path).state_dict()`` gives, names and tensors alike.
 

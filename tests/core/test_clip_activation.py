@@ -21,9 +21,10 @@ from froster.clip_activation import (
     torchscript_activation,
 )
 from froster.clip_loading import create_open_clip
+from froster.recipes import list_recipes, load_recipe, recipe_dict
 from froster.teachers import OpenCLIPTeacher
 from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_clip_overrides, tiny_prompts, write_openai_archive
-from froster.training.build import build_distiller
+from froster.training.build import build_distiller, config_activation
 from froster.training.configs import RunConfig, StudentConfig, TeacherConfig
 
 T = 3
@@ -145,11 +146,8 @@ def test_gelu_archives_are_read_as_gelu(tmp_path):
     assert model_activation(model) == GELU
 
 
-@pytest.mark.parametrize("name", [n for n in __import__("froster.recipes", fromlist=["list_recipes"]).list_recipes() if n != "tiny_synthetic"])
+@pytest.mark.parametrize("name", [n for n in list_recipes() if n != "tiny_synthetic"])
 def test_shipped_recipes_build_the_papers_quick_gelu_model(name):
-    from froster.recipes import load_recipe, recipe_dict
-    from froster.training.build import config_activation
-
     raw, config = recipe_dict(name), load_recipe(name)
     assert raw["student"]["activation"] == raw["teacher"]["activation"] == QUICK_GELU  # said, not inferred
     assert config_activation(config.student) == config_activation(config.teacher) == QUICK_GELU

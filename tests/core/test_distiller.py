@@ -300,7 +300,6 @@ def test_to_moves_and_casts_the_teacher_too(student, teacher):
 )
 def test_loss_matches_an_explicit_computation(batch, frames, dim, classes, kind, dtype, seed):
     torch.manual_seed(seed)
-    from froster.testing import TINY_CLIP_NAME
     import open_clip
 
     tokenizer = open_clip.get_tokenizer(TINY_CLIP_NAME, context_length=8)

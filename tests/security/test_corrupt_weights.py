@@ -1,8 +1,8 @@
 """Weights holding NaN or infinities, or integers where floats belong, are refused at load, naming the key.
 
 Nothing is computed from them: ``froster eval`` writes no metrics and ``froster predict --json``
-prints nothing (before, eval reported chance-level "top-1", predict ``nan%``, and ``--json``
-printed ``NaN``, which is not JSON).
+prints nothing (from such weights an evaluation would report chance-level "top-1", a prediction
+``nan%``, and ``--json`` would print ``NaN``, which is not JSON).
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_read_state_dict_refuses_nan_in_every_file_format(layout, tmp_path):
 
 def test_integer_clip_weights_are_refused_where_they_meet_the_model(tmp_path):
     state = _clip_state()
-    state["visual.proj"] = state["visual.proj"].round().to(torch.int64)  # same shape, silently cast before
+    state["visual.proj"] = state["visual.proj"].round().to(torch.int64)  # same shape: load_state_dict would cast it silently
     torch.save(state, tmp_path / "clip.pt")
     with pytest.raises(CorruptWeightsError, match=r"visual.proj is torch.int64, the model's torch.float32"):
         create_open_clip(TINY_CLIP_NAME, tmp_path / "clip.pt", **TINY)

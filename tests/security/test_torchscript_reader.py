@@ -7,6 +7,7 @@ with the reader's, names, order, dtypes, strides and values.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -188,8 +189,6 @@ def test_globals_other_than_the_tensor_rebuild_are_refused_unrun(openai_archive,
 def test_a_storage_missing_from_the_archive_is_named(openai_archive, tmp_path):
     clip_path = openai_archive[1]
     broken = tmp_path / "broken.pt"
-    import zipfile
-
     with zipfile.ZipFile(clip_path) as old, zipfile.ZipFile(broken, "w") as new:
         for info in old.infolist():
             if not info.filename.endswith("/data/0"):

@@ -9,10 +9,9 @@ import torch.nn as nn
 from safetensors.torch import save_file
 
 from froster.adapters.checkpoints import detect_layout, load_student_checkpoint
-from froster.clip_loading import read_state_dict
 from froster.adapters.vclip import VCLIP
 from froster.adapters.vificlip import ViFiCLIP
-from froster.clip_loading import create_open_clip
+from froster.clip_loading import create_open_clip, read_state_dict
 from froster.registry import list_students
 from froster.testing import TINY_CLIP_NAME, synthetic_video, tiny_clip_overrides, tiny_prompts
 

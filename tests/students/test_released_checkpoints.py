@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import Optional
 
 import pytest
 import torch
@@ -73,7 +74,7 @@ def _assert_same(student: nn.Module, reference: nn.Module) -> None:
 # -- FROSTER and Open-VCLIP ------------------------------------------------------------------------
 
 
-def _froster_model_state(tuned: nn.Module, teacher: nn.Module, with_projectors: bool = True) -> dict[str, torch.Tensor]:
+def _froster_model_state(tuned: nn.Module, teacher: Optional[nn.Module], with_projectors: bool = True) -> dict[str, torch.Tensor]:
     state = {f"model.{k}": v for k, v in tuned.state_dict().items()}
     state.update({f"model.{k}": torch.tensor(v) for k, v in (("input_resolution", 32), ("context_length", 16), ("vocab_size", 49408))})
     if teacher is not None:

@@ -180,3 +180,38 @@ def test_vision_towers_without_a_class_token_are_refused():
     overrides["vision_cfg"]["pool_type"] = "avg"
     with pytest.raises(ValueError, match="class token"):
         build_student("xclip", clip=TINY_CLIP_NAME, pretrained=None, num_frames=T, **overrides)
+
+
+def test_frozen_text_tower_is_encoded_once_per_prompt_set_and_never_trained():
+    frozen, plain = _student(freeze_text=True), _student()
+    frozen.load_state_dict(plain.state_dict())
+    text_params = [n for n, _ in plain.named_parameters() if frozen._is_text_parameter(n)]
+    assert "token_embedding.weight" in text_params and "text_projection" in text_params
+    assert all(not p.requires_grad for n, p in frozen.named_parameters() if n in text_params)
+    assert all(p.requires_grad for n, p in frozen.named_parameters() if n not in text_params)
+
+    calls = []
+    frozen.token_embedding.register_forward_hook(lambda *_: calls.append(1))
+    tokens, other = frozen.tokenizer(tiny_prompts()), frozen.tokenizer(["a photo of juggling", "a photo of surfing"])
+    with torch.no_grad():
+        expected = plain.encode_text(tokens)
+    first, again = frozen.encode_text(tokens), frozen.encode_text(tokens.clone())
+    assert len(calls) == 1  # the same prompt set is not encoded twice
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(again, expected)
+    frozen.encode_text(other)
+    assert len(calls) == 2
+
+    # Training: the head's prompt generator learns, the text tower gets no gradient.
+    frozen.train()
+    video = synthetic_video(2, T)
+    frozen(video, tokens).logsumexp(dim=-1).sum().backward()
+    assert frozen.prompt_generator.alpha.grad is not None
+    assert all(p.grad is None for n, p in frozen.named_parameters() if n in text_params)
+
+    # Loading other weights drops what was kept.
+    changed = {k: v + 0.1 if k == "text_projection" else v for k, v in plain.state_dict().items()}
+    frozen.load_state_dict(changed)
+    plain.load_state_dict(changed)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen.encode_text(tokens), plain.encode_text(tokens))
