@@ -62,7 +62,7 @@ def load_released_student(checkpoint: str, config_name: Optional[str], overrides
     ``clip_overrides`` and ``options`` are passed on.
     """
     from froster.recipes import load_recipe
-    from froster.registry import build_student
+    from froster.registry import build_student, list_students
     from froster.training.configs import RunConfig
     from froster.training.overrides import apply_overrides
 
@@ -72,6 +72,8 @@ def load_released_student(checkpoint: str, config_name: Optional[str], overrides
             "for a released FROSTER / Open-VCLIP / ViFi-CLIP / X-CLIP file, say which student it belongs to with "
             "--student (and --clip, --pretrained, --frames as docs/students.md lists)"
         )
+    if args.student not in list_students():
+        raise UsageError(f"--student: unknown student {args.student!r}; known students: {', '.join(list_students())}")
     config = load_recipe(config_name, overrides) if config_name is not None else apply_overrides(RunConfig(), overrides)
     kwargs = {**config.student.options, **config.student.clip_overrides}
     kwargs.update(clip=args.clip or config.student.clip, pretrained=args.pretrained)

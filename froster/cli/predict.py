@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from froster.cli._shared import add_released_arguments, load_student, positive_int, split_overrides
+from froster.cli._shared import UsageError, add_released_arguments, load_student, positive_int, split_overrides
 
 NAME = "predict"
 HELP = "zero-shot: rank any class names for video files"
@@ -35,8 +35,6 @@ def run(args: argparse.Namespace) -> int:
 
     videos, overrides = split_overrides(args.inputs)
     if not videos:
-        from froster.cli._shared import UsageError
-
         raise UsageError(f"no video files among {args.inputs}; give at least one")
     classes = parse_classes(args.classes)  # the cheap checks first, before any model is built
     device = resolve_device(args.device, what="--device")

@@ -21,11 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from froster.data.textfiles import DataFileError
     from froster.evaluation.summarize import load_run, summarize, to_csv, to_markdown
 
     summary = summarize([load_run(spec) for spec in args.runs])
     if not summary.rows():
-        raise ValueError("no top-1 accuracy in any of the given metrics files")
+        raise DataFileError("no top-1 accuracy in any of the given metrics files")
     markdown = to_markdown(summary)
     if args.csv == "-":
         print(to_csv(summary), end="")

@@ -151,12 +151,18 @@ def to_json(results: Mapping[str, dict], groups: Mapping[str, dict], extra: Opti
 
 
 def class_indices(names: Iterable[str], class_names: Sequence[str]) -> list[int]:
-    """Indices of ``names`` in ``class_names`` (whitespace and case ignored); unknown names raise."""
+    """Indices of ``names`` in ``class_names`` (whitespace and case ignored).
+
+    Raises:
+        froster.data.textfiles.DataFileError: A name that is not among ``class_names``.
+    """
+    from froster.data.textfiles import DataFileError
+
     key = {" ".join(n.split()).lower(): i for i, n in enumerate(class_names)}
     wanted = [" ".join(n.split()).lower() for n in names]
     unknown = [n for n in wanted if n not in key]
     if unknown:
-        raise ValueError(f"base class(es) not among the class names: {unknown[:10]}")
+        raise DataFileError(f"base class(es) not among the class names: {unknown[:10]}")
     return [key[n] for n in wanted]
 
 

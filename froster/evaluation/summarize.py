@@ -91,13 +91,19 @@ def load_run(spec: str) -> Run:
 
     Raises:
         FileNotFoundError: No metrics file there.
-        ValueError: A metrics file without ``sets`` (not written by froster).
+        froster.data.textfiles.DataFileError: A file that is not JSON, or without ``sets`` (not
+            written by froster).
     """
+    from froster.data.textfiles import DataFileError
+
     label, _, path = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
     source = metrics_file(path)
-    data = json.loads(source.read_text())
+    try:
+        data = json.loads(source.read_text())
+    except ValueError as error:
+        raise DataFileError(f"{source}: not a froster metrics file (not JSON: {error})") from None
     if not isinstance(data, dict) or not isinstance(data.get("sets"), dict):
-        raise ValueError(f"{source}: not a froster metrics file (no 'sets' object)")
+        raise DataFileError(f"{source}: not a froster metrics file (no 'sets' object)")
     folder = source.parent
     label = label or _stored_student(folder) or (folder.parent.name if folder.name.startswith("eval-") else folder.name)
     return Run(label, source, data["sets"], data.get("groups") or {})

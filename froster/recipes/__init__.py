@@ -2,6 +2,9 @@
 
 * ``k400_cross_dataset``: the paper's cross-dataset recipe (K400 -> UCF101 / HMDB51 / K600).
 * ``base_to_novel``: 16 videos per base class, 12 epochs, base / novel / harmonic mean.
+* ``b2n_<dataset>_s<k>`` (K400, HMDB51, UCF101, SSv2; splits 1-3): base-to-novel on the prepared
+  few-shot split ``<dataset>/b2n/train_s<k>.txt``, evaluated on ``<dataset>_base`` and
+  ``<dataset>_novel``.
 * ``tiny_synthetic``: a tiny random CLIP on synthetic videos; runs on a CPU in seconds.
 
 >>> from froster.recipes import load_recipe

@@ -11,7 +11,8 @@ import torch.nn as nn
 from froster.clip_loading import create_open_clip, load_state_dict_checked
 from froster.distiller import ResidualDistiller
 from froster.registry import build_student as _registry_build_student
-from froster.training.configs import RunConfig, StudentConfig, TeacherConfig
+from froster.registry import list_students
+from froster.training.configs import ConfigError, RunConfig, StudentConfig, TeacherConfig
 
 if TYPE_CHECKING:
     from froster.clip_activation import Activation
@@ -31,7 +32,12 @@ def build_student(config: StudentConfig, num_frames: int, *, pretrained: bool = 
             anyway (evaluation, prediction), which saves a download and the load.
         seed: Seeds torch before building, so randomly initialised weights (tests, tiny runs)
             are the same in every process and can be rebuilt for weight patching.
+
+    Raises:
+        ConfigError: ``config.name`` is not a registered student.
     """
+    if config.name not in list_students():
+        raise ConfigError(f"student.name: unknown student {config.name!r}; known students: {', '.join(list_students())}")
     if seed is not None:
         torch.manual_seed(seed)
     return _registry_build_student(
@@ -61,7 +67,7 @@ def config_activation(config: Union[StudentConfig, TeacherConfig]) -> Activation
     """The activation a student or teacher config builds: its own, or what its weights were trained with.
 
     Raises:
-        ValueError: ``activation="auto"`` with a ``pretrained`` file that is not here, so the
+        ConfigError: ``activation="auto"`` with a ``pretrained`` file that is not here, so the
             weights cannot say.
     """
     from froster.clip_activation import AUTO, resolve_activation
@@ -71,7 +77,7 @@ def config_activation(config: Union[StudentConfig, TeacherConfig]) -> Activation
     pretrained = config.pretrained
     looks_like_file = pretrained is not None and (os.sep in pretrained or os.path.splitext(pretrained)[1] in _WEIGHT_SUFFIXES)
     if pretrained is not None and looks_like_file and not os.path.isfile(pretrained):
-        raise ValueError(
+        raise ConfigError(
             f"activation='auto' follows the weights, but pretrained={pretrained!r} is not here to say which "
             "activation they were trained with; set activation='quick_gelu' (OpenAI-derived weights) or 'gelu'"
         )

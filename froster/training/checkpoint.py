@@ -197,7 +197,7 @@ def save_checkpoint(
         body = dict(state, step=step, format_version=FORMAT_VERSION)
         atomic_write_bytes(staging / "state.json", json.dumps(body, indent=2, sort_keys=True).encode())
         atomic_write_bytes(staging / "config.json", config_json.encode())
-        if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
+        if final.exists():  # re-saving a step (e.g. after a resume): remove the old one first
             shutil.rmtree(final)
         os.replace(staging, final)
         fsync_dir(directory)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from froster.data import EvalDistributedSampler, VideoDataConfig, VideoDataset, collate_skip_none
 from froster.data.classes import read_class_names, read_class_prompts
 from froster.text import ClassText
-from froster.training.configs import DataConfig, EvalSetConfig
+from froster.training.configs import ConfigError, DataConfig, EvalSetConfig
 
 
 @overload
@@ -65,9 +65,7 @@ def with_synthetic_defaults(config: DataConfig) -> DataConfig:
     """Fill in the synthetic dataset's file names where the config leaves them open."""
     if config.synthetic is None:
         return config
-    from dataclasses import replace
-
-    return replace(
+    return dataclasses.replace(
         config,
         root=config.root or "synthetic_videos",
         train_split=config.train_split or "train.txt",
@@ -105,7 +103,7 @@ def few_shot_indices(labels: list[int], shots: int, seed: int) -> list[int]:
 def train_dataset(config: DataConfig, seed: int) -> Union[VideoDataset, Subset[Any]]:
     """The training :class:`VideoDataset` (a few-shot subset when ``shots_per_class`` is set)."""
     if config.train_split is None or config.class_names is None:
-        raise ValueError("data.train_split and data.class_names must be set (e.g. data.train_split=k400/train.txt)")
+        raise ConfigError("data.train_split and data.class_names must be set (e.g. data.train_split=k400/train.txt)")
     dataset = VideoDataset(
         _existing(config.root, config.train_split, "data.train_split"),
         root=config.root,

@@ -25,7 +25,7 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from froster.training.data import class_prompts, prepare_synthetic, train_datase
 from froster.training.data_problems import TrainingDataError, no_full_batch, unreadable_epoch
 from froster.training.optim import WarmupCosineSchedule, build_optimizer, clip_grad_norm
 from froster.training.run_lock import lock_run_directory
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 class Trainer:
@@ -64,15 +67,22 @@ class Trainer:
         if self.info.is_main:
             prepare_synthetic(cfg.data)
         D.barrier()
+        self.dataset = train_dataset(cfg.data, cfg.train.seed)  # first: it says which data keys are unset
         self.classes = class_prompts(cfg.data.root, cfg.data.class_names, cfg.data.descriptions)
-        self.dataset = train_dataset(cfg.data, cfg.train.seed)
         # Only once the data is known to be there; before anything is built or written.
-        self.writer = None
+        self.writer: Optional[SummaryWriter] = None
         self._lock = lock_run_directory(self.out, self.info, sweep=True)
+        try:
+            self._build()
+        except BaseException:
+            self.close()  # a run that failed to start must not keep its directory locked
+            raise
+
+    def _build(self) -> None:
+        cfg = self.config
         self.loader, self.sampler = train_loader(self.dataset, cfg.data, self.info.rank, self.info.world_size, cfg.train.seed)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
-            self.close()
             raise no_full_batch(len(self.dataset), cfg.data.batch_size, self.info.world_size, cfg.data.train_split)
         self.distiller = build_distiller(cfg, self.info.device)
         cache = self.distiller.teacher_text_cache
@@ -88,7 +98,6 @@ class Trainer:
         self._saved_at: Optional[int] = None
         self.config_changes: list[dict[str, Any]] = []  # resumes allowed to change the config
         _seed_process(cfg.train.seed + self.info.rank)
-        self.writer = None
         if self.info.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -286,7 +295,8 @@ class Trainer:
     # -- the end ---------------------------------------------------------------------------------
 
     def finish(self) -> Optional[dict]:
-        """Write final / averaged / patched weights and evaluate the best of them on ``eval.sets``."""
+        """Write final / averaged / patched weights and evaluate the patched ones on ``eval.sets``
+        (else the average, else the final weights)."""
         cfg = self.config
         final = self.distiller.state_dict()
         candidates = {"final": final}

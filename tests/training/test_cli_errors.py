@@ -62,7 +62,10 @@ CASES = [
     ("config missing", lambda f: ["train", "--config", f["tmp"] + "/missing.json"], 1, "missing.json: no such config file"),
     ("empty split", lambda f: ["train", "--config", "tiny_synthetic", *tiny_overrides(Path(f["root"]), Path(f["tmp"]) / "r2", "data.train_split=" + f["tmp"] + "/empty_split.txt")], 1, "no videos listed"),
     ("bad value", lambda f: ["train", "--config", "tiny_synthetic", "data.batch_size=0"], 2, "data.batch_size: expected an integer >= 1, got 0"),
+    ("unknown student", lambda f: ["train", "--config", "tiny_synthetic", "student.name=nosuch", *tiny_overrides(Path(f["root"]), Path(f["tmp"]) / "r5")], 2, "student.name: unknown student 'nosuch'"),
     ("override read as video", lambda f: _predict(f, "data.num_test_clips=0"), 2, "data.num_test_clips: expected an integer >= 1, got 0"),
+    ("summarize not metrics", lambda f: ["summarize", f["tmp"] + "/list.json"], 1, "list.json: not a froster metrics file (no 'sets' object)"),
+    ("summarize not JSON", lambda f: ["summarize", f["tmp"] + "/malformed.json"], 1, "malformed.json: not a froster metrics file (not JSON"),
     ("resume from nowhere", lambda f: ["train", "--config", "tiny_synthetic", "--resume", f["tmp"] + "/nowhere", *tiny_overrides(Path(f["root"]), Path(f["tmp"]) / "r3")], 1, "no checkpoint at"),
 ]
 

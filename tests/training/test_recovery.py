@@ -120,6 +120,17 @@ def test_leftovers_of_killed_saves_are_swept_only_under_the_lock(tiny_config, tm
     assert not any(p.exists() for p in leftovers) and mine.exists()
 
 
+def test_a_run_that_fails_to_start_releases_its_directory(tiny_config, tmp_path):
+    from froster.training.overrides import ConfigError
+    from froster.training.run_lock import lock_run_directory
+
+    with pytest.raises(ConfigError, match="student.name: unknown student 'no_such_student'") as error:
+        Trainer(tiny_config("student.name=no_such_student"))  # fails after it took the lock
+    # While the error (and the half-built trainer its traceback holds) is still alive:
+    assert error.value is not None
+    lock_run_directory(tmp_path / "run").release()
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_written_files_follow_the_umask(tmp_path, umask):
     old = os.umask(umask)

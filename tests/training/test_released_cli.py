@@ -52,11 +52,15 @@ def test_predict_reads_a_released_froster_file(tmp_path, capsys):
         assert abs(got[name] - expected[name]) < 1e-5, (name, got[name], expected[name])
 
 
-def test_a_released_file_without_student_flag_is_a_usage_error(tmp_path, capsys):
+def test_a_released_file_without_a_known_student_is_a_usage_error(tmp_path, capsys):
     _froster_file(tmp_path / "froster_b16.pth")
     status = main(["predict", _video(tmp_path / "clip.mp4"), "--classes", CLASSES, "--checkpoint", str(tmp_path / "froster_b16.pth")])
     assert status == 2
     assert "--student" in capsys.readouterr().err
+    status = main(["predict", _video(tmp_path / "clip.mp4"), "--classes", CLASSES, "--checkpoint", str(tmp_path / "froster_b16.pth"),
+                   "--student", "nosuch"])
+    assert status == 2
+    assert "--student: unknown student 'nosuch'; known students: " in capsys.readouterr().err
 
 
 def test_test_views_take_the_students_normalisation(tmp_path):

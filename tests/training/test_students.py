@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from froster import build_student, list_students
-from froster.testing import synthetic_video, tiny_prompts
+from froster.testing import synthetic_video, tiny_build_kwargs, tiny_prompts
 from froster.training.build import set_grad_checkpointing
 from froster.training.trainer import Trainer
-from froster.testing import tiny_build_kwargs
 
 
 @pytest.mark.parametrize("name", list_students())
@@ -24,6 +23,7 @@ def test_one_training_step_and_evaluation_for_every_student(name, tiny_config, t
     trainer = Trainer(config)
     before = {k: v.clone() for k, v in trainer.distiller.state_dict().items()}
     assert not trainer.fit()["finished"]
+    trainer.close()
     after = trainer.distiller.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
 
