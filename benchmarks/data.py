@@ -14,8 +14,8 @@ Measured, each on one process with one decoding thread (= one DataLoader worker,
   8 frames x stride 16, and uniform 8 segments -- a new random clip each call (the same sequence
   for every backend), timed interleaved so that all backends see the same machine load. Backends:
   ``torchcodec``, ``pyav`` (seeking), ``pytorchvideo`` (skipped on 60 s videos: it decodes the whole
-  video to float32, about 1.9 GB per clip) and ``pyav_from_start``, the PyAV decoder as it was
-  before seeking (decode from the first frame, keep the wanted ones), kept here as the baseline.
+  video to float32, about 1.9 GB per clip) and ``pyav_from_start``, the baseline the seeking
+  decoders are measured against: PyAV decoding from the first frame, keeping the wanted ones.
   Every backend is first checked to return the same frames for the same indices, so each one's
   time is for the same work.
 * ``loader``: a :class:`froster.data.VideoDataset` (training: decode + scale jitter 224-256 +
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import sys
 import tempfile
@@ -91,7 +90,7 @@ def write_kinetics_like(path: Path, seconds: int, settings: dict) -> Path:
 
 
 def read_pyav_from_start(path: str, select) -> torch.Tensor:
-    """The baseline: PyAV decoding from the first frame, as the library did before it seeked."""
+    """The baseline: PyAV decoding from the first frame, keeping the wanted ones (no seeking)."""
     import av
 
     with decoding_errors(path):
@@ -205,7 +204,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="small videos, one repetition (a smoke run)")
     parser.add_argument("--out", help="result folder; default benchmarks/results/data-cpu-<date>/")
-    parser.add_argument("--videos", help="where generated videos are cached; default: <temp dir>/froster_bench_videos")
+    parser.add_argument("--videos", help="where generated videos are cached; default: <temp dir>/froster_bench_videos/{full,tiny}")
     args = parser.parse_args(argv)
     settings = TINY if args.tiny else FULL
     torch.set_num_threads(1)
@@ -223,9 +222,7 @@ def main(argv=None) -> int:
         rows += bench_decode(path, seconds, settings)
     print("loader ...", flush=True)
     rows += bench_loader(videos / files[settings["seconds"][0]]["path"], settings, videos)
-    machine = machine_info("cpu")
-    machine["note"] = f"shared machine: {os.cpu_count()} CPU cores used by several people at once; timings are noisy"
-    meta = {"machine": machine, "command": python_command(), "videos": files,
+    meta = {"machine": machine_info("cpu"), "command": python_command(), "videos": files,
             "settings": {k: v for k, v in settings.items()} | {"decode_threads": 1, "default_backend": resolve_backend("auto")}}
     columns = [("kind", "kind", ""), ("video_s", "video s", ""), ("sampling", "sampling", ""), ("backend", "backend", ""),
                ("workers", "workers", ""), ("clips_per_s", "clips/s", ".1f"),

@@ -14,7 +14,7 @@ from froster.data.classes import (
     write_class_names,
 )
 from froster.data.dataset import CorruptVideoWarning, VideoDataConfig, VideoDataset, collate_skip_none
-from froster.data.decoding import BACKENDS, CorruptVideoError, DecoderFallbackWarning, read_frames, resolve_backend
+from froster.data.decoding import BACKENDS, CorruptVideoError, DecoderFallbackWarning, backend_for_workers, read_frames, resolve_backend
 from froster.data.sampler import EvalDistributedSampler
 from froster.data.sampling import FrameSampler, dense_indices, uniform_indices
 from froster.data.synthetic import SyntheticDataset, write_corrupt_video, write_synthetic_dataset
@@ -49,6 +49,7 @@ __all__ = [
     "read_descriptions",
     "read_frames",
     "read_split",
+    "backend_for_workers",
     "resolve_backend",
     "uniform_indices",
     "write_class_names",

@@ -15,6 +15,7 @@ the start instead, counting frames as they come out.
 from __future__ import annotations
 
 import bisect
+import contextlib
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import torch
@@ -25,11 +26,17 @@ if TYPE_CHECKING:
     from av import VideoFrame
 
 
-class _NoUsableIndex(Exception):
-    """The timestamps cannot index the frames; decode from the start instead."""
+class _NoUsableIndex(CorruptVideoError):
+    """The timestamps cannot index the frames; decode from the start instead.
+
+    A :class:`CorruptVideoError` only so that :func:`decoding_errors` passes it through unchanged
+    to :func:`read`, which catches it.
+    """
 
 
-def read(path: str, select: IndexFn) -> torch.Tensor:
+@contextlib.contextmanager
+def _opened(path: str) -> Iterator[tuple]:
+    """``(container, first video stream)`` of ``path``, decoding with one thread."""
     import av
 
     with decoding_errors(path):
@@ -40,6 +47,14 @@ def read(path: str, select: IndexFn) -> torch.Tensor:
                 raise CorruptVideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
             stream.codec_context.thread_count = 1
+        yield container, stream
+    finally:
+        container.close()
+
+
+def read(path: str, select: IndexFn) -> torch.Tensor:
+    with _opened(path) as (container, stream):
+        with decoding_errors(path):
             fps = float(stream.average_rate) if stream.average_rate else None
             index = _packet_index(container, stream)
         if index is not None:
@@ -47,9 +62,7 @@ def read(path: str, select: IndexFn) -> torch.Tensor:
                 return _read_seeking(path, container, stream, fps, select, *index)
             except _NoUsableIndex:
                 pass
-        return _read_sequential(path, container, stream, fps, select)
-    finally:
-        container.close()
+    return _read_sequential(path, fps, select)
 
 
 def _packet_index(container, stream) -> Optional[tuple[list[int], list[int]]]:
@@ -98,7 +111,6 @@ def _read_seeking(path, container, stream, fps, select, stamps, key_frames) -> t
             if current is None or current >= target or floor_if_seek > current + 1:
                 container.seek(stamps[floor_if_seek], stream=stream, backward=True, any_frame=False)
                 frames, current, floor = container.decode(stream), None, floor_if_seek
-            advanced = False
             for frame in frames:
                 index = position.get(frame.pts)
                 if index is None:
@@ -109,7 +121,7 @@ def _read_seeking(path, container, stream, fps, select, stamps, key_frames) -> t
                 if index in wanted_set and index not in kept:
                     kept[index] = _rgb(frame)
                 while cursor < len(wanted) and wanted[cursor] in kept:
-                    cursor, advanced = cursor + 1, True
+                    cursor += 1
                 if cursor == len(wanted):
                     break
                 if index >= wanted[cursor]:
@@ -122,23 +134,22 @@ def _read_seeking(path, container, stream, fps, select, stamps, key_frames) -> t
                 tail = _rgb(last_frame)
                 kept.update({i: tail for i in wanted[cursor:]})
                 break
-            if not advanced and cursor < len(wanted) and current is not None and current >= target:
-                raise _NoUsableIndex
     return gather(kept, indices)
 
 
-def _read_sequential(path, container, stream, fps, select) -> torch.Tensor:
-    """Decode from the first frame, keeping the wanted ones (no usable timestamps)."""
-    with decoding_errors(path):
-        container.seek(0)
+def _read_sequential(path: str, fps: Optional[float], select: IndexFn) -> torch.Tensor:
+    """Decode from the first frame, keeping the wanted ones (no usable timestamps).
+
+    Each pass opens the file afresh: demuxers of raw streams cannot seek back to the start.
+    """
+    with _opened(path) as (container, stream), decoding_errors(path):
         num_video_frames = sum(1 for _ in container.decode(stream))
-        if not num_video_frames:
-            raise CorruptVideoError(f"{path}: no decodable video frames")
-        container.seek(0)
+    if not num_video_frames:
+        raise CorruptVideoError(f"{path}: no decodable video frames")
     indices = checked_indices(select(num_video_frames, fps), num_video_frames)
     wanted = set(indices.reshape(-1).tolist())
     kept: dict[int, torch.Tensor] = {}
-    with decoding_errors(path):
+    with _opened(path) as (container, stream), decoding_errors(path):
         for index, frame in enumerate(container.decode(stream)):
             if index in wanted:
                 kept[index] = _rgb(frame)

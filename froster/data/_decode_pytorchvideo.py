@@ -3,8 +3,8 @@
 Only ``pytorchvideo.data.encoded_video`` is imported: it does not import
 ``pytorchvideo.transforms``, the part of pytorchvideo 0.1.5 that fails with torchvision >= 0.17,
 so nothing needs patching. It decodes the whole video to float32 before frames are picked. It
-finds no frames in some MPEG-TS files (streams whose timestamps start late), which then count as
-unreadable; the other backends read them.
+finds fewer frames than there are, or none (the file then counts as unreadable), in MPEG-TS files,
+whose timestamps start late; PyAV reads them.
 """
 from __future__ import annotations
 

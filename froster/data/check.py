@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from froster.data.annotations import read_split
-from froster.data.decoding import CorruptVideoError, read_frames, resolve_backend
+from froster.data.decoding import CorruptVideoError, backend_for_workers, read_frames
 from froster.data.textfiles import numbered_lines
 
 PathLike = Union[str, os.PathLike]
@@ -82,7 +82,7 @@ def check_split(
     from tqdm.auto import tqdm
 
     records = read_split(split_file, root, num_classes=num_classes, on_missing="ignore")
-    backend = resolve_backend(backend)  # once here, so that a fallback warns once
+    backend = backend_for_workers(backend)  # once here, so that a fallback warns once
     jobs = [(r.path, r.line, r.label, backend, full) for r in records]
     bar = tqdm(total=len(jobs), desc=f"check {Path(split_file).name}", unit="video", disable=not progress)
     results = []

@@ -16,7 +16,7 @@ not UTF-8 (its first bad line named). :func:`parse_class_list` applies the same 
 comma-separated list such as ``--classes "a,b,c"``.
 
 Descriptions JSON (the paper replaces class names by one-sentence descriptions written by an LLM)
-is either an object mapping every class name to its description::
+is an object mapping every class name to its description::
 
     {"abseiling": "A person descends a rock face on a rope.", "air drumming": "..."}
 
@@ -24,9 +24,13 @@ or a list of descriptions in class order::
 
     ["A person descends a rock face on a rope.", "..."]
 
-An object must name exactly the classes of the class-name file (names are compared after
-stripping whitespace and ignoring case); a list must have one entry per class. Every entry must be a
-non-empty string. Mismatches are reported all at once.
+or a released FROSTER label file, keyed by class index (see :func:`read_class_prompts`)::
+
+    {"0": "Abseiling: A person descends a rock face on a rope.", "1": "..."}
+
+An object of names must name exactly the classes of the class-name file (names are compared
+after stripping whitespace and ignoring case); a list must have one entry per class, a label file
+one per class index. Every entry must be a non-empty string. Mismatches are reported all at once.
 """
 from __future__ import annotations
 
@@ -175,7 +179,7 @@ def read_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
         raise DataFileError(f"{path}: line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})") from None
     problems: list[str] = []
     absent: set[int] = set()  # classes already reported as missing
-    indexed = _index_keyed(data, class_names)
+    indexed = _index_keyed(data, class_names, path)
     if indexed is not None:
         return [description for _, description in indexed]
     if isinstance(data, dict):
@@ -203,7 +207,7 @@ def read_descriptions(path: PathLike, class_names: Sequence[str]) -> list[str]:
     return [text.strip() for text in texts]
 
 
-def _index_keyed(data: object, class_names: Sequence[str]) -> Optional[list[tuple[str, str]]]:
+def _index_keyed(data: object, class_names: Sequence[str], path: Path) -> Optional[list[tuple[str, str]]]:
     """``[(name, description)]`` of a released FROSTER label file, ``None`` for any other JSON.
 
     Those files map every class index ``"0" .. "K-1"`` to ``"<name>: <description>"``
@@ -212,12 +216,12 @@ def _index_keyed(data: object, class_names: Sequence[str]) -> Optional[list[tupl
     if not isinstance(data, dict) or not data or not all(str(k).isdigit() for k in data):
         return None
     if sorted(int(k) for k in data) != list(range(len(class_names))):
-        raise ValueError(f"a label file keyed by class index must have the keys 0..{len(class_names) - 1}, got {len(data)} keys")
+        raise ValueError(f"{path}: a label file keyed by class index must have the keys 0..{len(class_names) - 1}, got {len(data)} keys")
     entries = []
     for index in range(len(class_names)):
         text = data.get(str(index))
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"entry {index} of the label file is not a non-empty string")
+            raise ValueError(f"{path}: entry {index} of the label file is not a non-empty string")
         name, colon, description = text.partition(":")
         entries.append((name.strip(), description.strip()) if colon and description.strip() else (class_names[index], text.strip()))
     return entries
@@ -238,7 +242,7 @@ def read_class_prompts(class_names: Sequence[str], descriptions: Optional[PathLi
         data = json.loads(read_text(path, "descriptions file"))
     except json.JSONDecodeError:
         data = None  # read_descriptions names the line
-    indexed = _index_keyed(data, class_names)
+    indexed = _index_keyed(data, class_names, path)
     if indexed is not None:
         return [ClassText(name, description) for name, description in indexed]
     return class_texts_from(class_names, read_descriptions(path, class_names))

@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from froster.data.annotations import VideoRecord, read_split
 from froster.data.classes import read_class_names
-from froster.data.decoding import DEFAULT_BACKEND, CorruptVideoError, read_frames, resolve_backend
+from froster.data.decoding import DEFAULT_BACKEND, CorruptVideoError, backend_for_workers, read_frames
 from froster.data.sampling import FrameSampler
 from froster.data.transforms import CLIP_MEAN, CLIP_STD, TestTransform, TrainTransform
 
@@ -132,8 +132,8 @@ class VideoDataset(Dataset):
         self.class_names = list(class_names) if class_names is not None else None
         self.split_file = Path(split_file)
         self.train = train
-        # Resolved once here, so that "auto" warns at most once and every worker uses one decoder.
-        self.backend = resolve_backend(self.config.backend)
+        # Resolved here, so that a fallback from "auto" warns once, not once per worker.
+        self.backend = backend_for_workers(self.config.backend)
         self.records: list[VideoRecord] = read_split(
             split_file, root,
             num_classes=len(self.class_names) if self.class_names is not None else None,

@@ -2,8 +2,10 @@
 
 Backends (``backend=`` of :func:`read_frames`, ``VideoDataConfig.backend``, ``data.backend``):
 
-* ``"auto"`` (the default everywhere): ``"torchcodec"`` when it imports and works here, else
-  ``"pyav"``, with one :class:`DecoderFallbackWarning` per process saying why.
+* ``"auto"`` (the default everywhere): ``"torchcodec"`` for MP4, MOV, Matroska and WebM files
+  when it imports and works here, ``"pyav"`` for other containers (AVI, MPEG-TS: torchcodec 0.17
+  can return other frames there) and everywhere torchcodec cannot load, with one
+  :class:`DecoderFallbackWarning` per process saying why.
 * ``"torchcodec"``: PyTorch's decoder (``torchcodec.decoders.VideoDecoder`` in exact seek mode,
   ``get_frames_at``). It needs FFmpeg's shared libraries (e.g. Debian's ``ffmpeg`` package).
   ``device="cuda"`` decodes on the GPU (NVDEC) and returns CUDA tensors.
@@ -19,9 +21,10 @@ Backends (``backend=`` of :func:`read_frames`, ``VideoDataConfig.backend``, ``da
 
 Frame ``i`` is the ``i``-th frame in presentation order and the frame count is the number of
 frames in the file, for every backend, so all of them return the same frames for the same
-indices (the tests check this pixel for pixel). Anything unreadable -- a missing, truncated or
-garbage file, a stream without a decodable frame -- raises :class:`CorruptVideoError`, the one
-exception the dataset catches.
+indices (the tests check this pixel for pixel on MP4 and Matroska files; docs/data.md names the
+AVI and MPEG-TS files where torchcodec and pytorchvideo do not). Anything unreadable -- a missing,
+truncated or garbage file, a stream without a decodable frame -- raises :class:`CorruptVideoError`,
+the one exception the dataset catches.
 
 Each backend decodes with one thread: a data loader gets its parallelism from worker processes.
 """
@@ -40,6 +43,9 @@ IndexFn = Callable[[int, Optional[float]], torch.Tensor]
 DECODERS = ("torchcodec", "pyav", "pytorchvideo")
 BACKENDS = ("auto",) + DECODERS
 DEFAULT_BACKEND = "auto"
+# Containers where torchcodec's exact seek returns the frames of a plain pass (tested); in AVI
+# and MPEG-TS files with B-frames torchcodec 0.17 can return shifted frames or fail on the last.
+TORCHCODEC_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 
 
 class CorruptVideoError(RuntimeError):
@@ -68,9 +74,10 @@ def torchcodec_problem() -> Optional[str]:
 _warned_fallback = False
 
 
-def resolve_backend(backend: str = DEFAULT_BACKEND) -> str:
+def resolve_backend(backend: str = DEFAULT_BACKEND, path: Optional[PathLike] = None) -> str:
     """The decoder a ``backend`` name stands for: ``"auto"`` becomes torchcodec or PyAV.
 
+    With a ``path``, ``"auto"`` takes PyAV for containers outside :data:`TORCHCODEC_CONTAINERS`.
     The first time ``"auto"`` cannot use torchcodec, one :class:`DecoderFallbackWarning` says why.
 
     Raises:
@@ -83,11 +90,21 @@ def resolve_backend(backend: str = DEFAULT_BACKEND) -> str:
         return backend
     problem = torchcodec_problem()
     if problem is None:
+        if path is not None and os.path.splitext(os.fspath(path))[1].lower() not in TORCHCODEC_CONTAINERS:
+            return "pyav"
         return "torchcodec"
     if not _warned_fallback:
         _warned_fallback = True
         warnings.warn(f"decoding with PyAV: {problem}", DecoderFallbackWarning, stacklevel=2)
     return "pyav"
+
+
+def backend_for_workers(backend: str = DEFAULT_BACKEND) -> str:
+    """What a dataset hands its workers: ``"auto"`` stays ``"auto"`` (chosen per file) where
+    torchcodec works; otherwise the decoder it stands for, so that a fallback warns once, here.
+    """
+    decoder = resolve_backend(backend)
+    return "auto" if backend == "auto" and decoder == "torchcodec" else decoder
 
 
 def read_frames(
@@ -117,7 +134,7 @@ def read_frames(
             ``select`` outside the video (a bug, not a bad file: only errors of the decoder
             itself become :class:`CorruptVideoError`).
     """
-    decoder = resolve_backend(backend)
+    decoder = resolve_backend(backend, path)
     device = torch.device(device)
     if device.type != "cpu" and decoder != "torchcodec":
         raise ValueError(f"decoding on {device} needs backend='torchcodec', got {backend!r} ({decoder})")

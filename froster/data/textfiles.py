@@ -6,6 +6,7 @@ line that is not, so it can be found and re-encoded.
 """
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
 from typing import Union
@@ -29,8 +30,10 @@ def read_text(path: PathLike, what: str = "file") -> str:
         FileNotFoundError, IsADirectoryError: As ``open`` raises them.
     """
     data = Path(path).read_bytes()
+    # The BOM is dropped before decoding, not by "utf-8-sig", whose error offsets would skip it.
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1

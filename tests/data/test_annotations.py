@@ -92,6 +92,12 @@ def test_a_split_that_is_not_utf8_names_the_file_and_the_line(tmp_path):
     split.write_bytes("a.mp4 0\nb.mp4 1\ncaf\u00e9.mp4 2\n".encode("latin-1"))
     with pytest.raises(SplitFileError, match=r"train.txt: line 3, byte 4: not UTF-8"):
         read_split(split, on_missing="ignore")
+    # A byte-order mark is not counted: the line, byte and bytes shown are those of the text.
+    split.write_bytes(b"\xef\xbb\xbf" + "caf\u00e9.mp4 2\n".encode("latin-1"))
+    with pytest.raises(SplitFileError, match=r"train.txt: line 1, byte 4: not UTF-8 \(bytes b'\\xe9\.mp'\)"):
+        read_split(split, on_missing="ignore")
+    split.write_bytes(b"\xef\xbb\xbfa.mp4 0\n")
+    assert read_split(split, on_missing="ignore")[0].path.endswith("a.mp4")
 
 
 def test_the_missing_videos_hint_names_only_things_that_exist(tmp_path):

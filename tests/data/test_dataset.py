@@ -1,7 +1,6 @@
 """VideoDataset items, and unreadable videos skipped and counted through a real DataLoader."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import warnings
@@ -23,6 +22,7 @@ from froster.data import (  # noqa: E402
     read_class_names,
     write_corrupt_video,
 )
+from froster.data.decoding import torchcodec_problem  # noqa: E402
 
 from .conftest import NUM_CLASSES, SIZE, VIDEOS_PER_CLASS  # noqa: E402
 
@@ -56,7 +56,7 @@ def test_test_item_has_view_axis_and_is_deterministic(synthetic, sampling):
 
 
 def test_backends_give_the_same_items(synthetic):
-    backends = ["pytorchvideo", "pyav"] + (["torchcodec"] if importlib.util.find_spec("torchcodec") else [])
+    backends = ["pytorchvideo", "pyav"] + (["torchcodec"] if torchcodec_problem() is None else [])
     items = [
         _dataset(synthetic, train=False, config=VideoDataConfig(**{**CONFIG.to_dict(), "backend": b}))[2]["video"]
         for b in backends
@@ -74,7 +74,7 @@ def test_the_default_backend_is_auto_everywhere(synthetic):
     for name in list_recipes():
         assert recipe_dict(name)["data"].get("backend", "auto") == "auto", name
     dataset = _dataset(synthetic, train=False, config=VideoDataConfig(**{**CONFIG.to_dict(), "backend": "auto"}))
-    assert dataset.backend == ("torchcodec" if importlib.util.find_spec("torchcodec") else "pyav")
+    assert dataset.backend == ("torchcodec" if torchcodec_problem() is None else "pyav")
 
 
 def _split_with_corrupt_videos(synthetic, tmp_path):

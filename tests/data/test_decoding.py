@@ -6,7 +6,6 @@ must return, for any set of indices, the frames of one plain PyAV pass from the 
 """
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ pytest.importorskip("av")
 from froster.data.decoding import (  # noqa: E402
     BACKENDS,
     CorruptVideoError,
+    backend_for_workers,
     read_frames,
     resolve_backend,
     torchcodec_problem,
@@ -31,10 +31,10 @@ from froster.data.synthetic import make_clip, pick_codec, write_corrupt_video, w
 
 from .conftest import FRAMES, SIZE  # noqa: E402
 
-HAS_TORCHCODEC = importlib.util.find_spec("torchcodec") is not None
-needs_torchcodec = pytest.mark.skipif(
-    not HAS_TORCHCODEC, reason="torchcodec is not installed (pip install torchcodec; it needs FFmpeg's libraries)"
-)
+# Installed is not enough: without FFmpeg's shared libraries torchcodec fails to load, and "auto"
+# then decodes with PyAV.
+HAS_TORCHCODEC = torchcodec_problem() is None
+needs_torchcodec = pytest.mark.skipif(not HAS_TORCHCODEC, reason=f"torchcodec cannot decode here: {torchcodec_problem()}")
 DECODERS = [pytest.param("torchcodec", marks=needs_torchcodec), "pyav", "pytorchvideo"]
 
 
@@ -128,6 +128,28 @@ def test_any_indices_give_the_frames_of_a_plain_pass(bframes_video, data):
         assert torch.equal(decoded, reference[indices]), backend
 
 
+@pytest.mark.parametrize("container_format", ["mpegts", "h264"])
+def test_pyav_decodes_from_the_start_where_timestamps_cannot_index_frames(tmp_path, monkeypatch, container_format):
+    """MPEG-TS with B-frames (its frames' timestamps are not its packets') and a raw H.264 stream (no
+    timestamps, no seeking back) are read from the first frame, to the frames of a plain pass."""
+    import av
+
+    import froster.data._decode_pyav as pyav
+
+    if "libx264" not in av.codecs_available:
+        pytest.skip("this PyAV build has no libx264 encoder")
+    frames = make_clip(0, 3, 20, 32, np.random.default_rng(0))
+    options = {"g": "5", "bf": "2"}
+    path = write_video(tmp_path / f"clip.{container_format}", frames, codec="libx264", container_format=container_format, options=options)
+    from_start = []
+    real = pyav._read_sequential
+    monkeypatch.setattr(pyav, "_read_sequential", lambda *args: from_start.append(args) or real(*args))
+    indices = torch.tensor([[19, 0, 7], [7, 12, 3]])
+    assert torch.equal(read_frames(path, lambda n, fps: indices, backend="pyav"), _plain_pyav_frames(path)[indices])
+    if container_format == "h264":
+        assert from_start, "a stream without timestamps must not be read by seeking"
+
+
 @pytest.mark.parametrize("backend", DECODERS)
 def test_container_without_a_frame_count(tmp_path, backend):
     """Matroska headers carry no frame count or stream duration: the decoders must count."""
@@ -167,8 +189,27 @@ def test_backend_names_and_devices_are_checked(written):
 
 @needs_torchcodec
 def test_auto_uses_torchcodec_where_it_works():
-    assert torchcodec_problem() is None, torchcodec_problem()
     assert resolve_backend("auto") == "torchcodec"
+    assert [resolve_backend("auto", f"v{ext}") for ext in (".mp4", ".MKV", ".webm")] == ["torchcodec"] * 3
+    # torchcodec can misread AVI and MPEG-TS files with B-frames: "auto" decodes them with PyAV.
+    assert [resolve_backend("auto", f"v{ext}") for ext in (".avi", ".ts", ".AVI")] == ["pyav"] * 3
+    assert resolve_backend("torchcodec", "v.avi") == "torchcodec"  # asked for by name, it is used
+    assert backend_for_workers("auto") == "auto" and backend_for_workers("pyav") == "pyav"
+
+
+@needs_torchcodec
+def test_auto_reads_avi_files_with_pyav(tmp_path, monkeypatch):
+    import froster.data._decode_torchcodec as torchcodec_reader
+
+    frames = make_clip(2, 3, FRAMES, SIZE, np.random.default_rng(2))  # (T, H, W, 3) uint8
+    path = write_video(tmp_path / "clip.avi", frames, fps=8)
+    expected = read_frames(path, _all_frames, backend="pyav")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torchcodec was asked to decode an AVI file")
+
+    monkeypatch.setattr(torchcodec_reader, "read", refuse)
+    torch.testing.assert_close(read_frames(path, _all_frames), expected, rtol=0, atol=0)
 
 
 # A torchcodec whose import fails the way it does when FFmpeg's libraries are missing.

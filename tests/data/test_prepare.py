@@ -160,3 +160,23 @@ def test_kinetics_csvs_of_the_first_releases_are_found(tmp_path):
         (annotations / f"{old}.csv").rename(annotations / f"kinetics_{new}.csv")
     report = prepare("k400", root=raw, out=tmp_path / "out")
     assert [(s.file, s.written) for s in report.splits] == [("k400/train.txt", 6), ("k400/val.txt", 3), ("k400/test.txt", 2)]
+
+
+def test_missing_community_labels_name_the_splits_option(tmp_path):
+    raw, community = tmp_path / "ucf", tmp_path / "vifi"
+    layouts.write_ucf101(raw, community)
+    (community / "labels" / "ucf_101_novel_labels.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no 'ucf_101_novel_labels.csv' under .*vifi \(pass --splits <folder>\)"):
+        prepare("ucf101", root=raw, out=tmp_path / "out", splits=community)
+
+
+def test_ssv2_labels_with_repeated_or_non_integer_ids_are_refused(tmp_path):
+    from froster.data.prepare.ssv2 import read_labels
+
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps({"Tipping something over": "0", "Holding something": "0", "Pushing something": "1"}))
+    with pytest.raises(DataFileError, match=r"labels.json: class ids are not 0\.\.2, each once"):
+        read_labels(path)
+    path.write_text(json.dumps({"Tipping something over": "first"}))
+    with pytest.raises(DataFileError, match="labels.json: expected integer class ids"):
+        read_labels(path)

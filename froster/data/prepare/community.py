@@ -96,7 +96,7 @@ def base_to_novel(
         return
     sides = {}
     for side in ("base", "novel"):
-        labels_file = find_annotation([f"{prefix}_{side}_labels.csv"], search, f"{output.dataset} {side} labels")
+        labels_file = find_annotation([f"{prefix}_{side}_labels.csv"], search, f"{output.dataset} {side} labels", option="--splits")
         sides[side] = (labels_file, read_class_names(labels_file))
     base_names = _readable(sides["base"][1], rename)
     novel_names = _readable(sides["novel"][1], rename)
@@ -130,7 +130,7 @@ def k600_zero_shot(output: Output, search: Sequence[Path], rename: Mapping[str, 
         if path is None:
             continue
         found = True
-        labels_file = find_annotation([f"ZS_split{k}_K600.csv"], search, f"K600 zero-shot split {k} labels")
+        labels_file = find_annotation([f"ZS_split{k}_K600.csv"], search, f"K600 zero-shot split {k} labels", option="--splits")
         names = read_class_names(labels_file)
         listed = _listing(path)
         _check_range(path, listed, names, labels_file)

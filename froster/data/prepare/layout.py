@@ -94,13 +94,21 @@ class VideoIndex:
 
 
 @overload
-def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, required: Literal[True] = True) -> Path: ...
+def find_annotation(
+    names: Iterable[str], search: Sequence[Path], what: str, required: Literal[True] = True, option: str = "--annotations"
+) -> Path: ...
 @overload
-def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, required: bool) -> Optional[Path]: ...
+def find_annotation(
+    names: Iterable[str], search: Sequence[Path], what: str, required: bool, option: str = "--annotations"
+) -> Optional[Path]: ...
 
 
-def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, required: bool = True) -> Optional[Path]:
+def find_annotation(
+    names: Iterable[str], search: Sequence[Path], what: str, required: bool = True, option: str = "--annotations"
+) -> Optional[Path]:
     """The one file called one of ``names`` under the ``search`` folders.
+
+    ``option`` is the command-line option that names the folder, for the messages.
 
     Raises:
         FileNotFoundError: None found (when ``required``), or several candidates: the message
@@ -116,14 +124,13 @@ def find_annotation(names: Iterable[str], search: Sequence[Path], what: str, req
     found = sorted(set(found))
     if len(found) > 1:
         listing = "\n  ".join(str(p) for p in found[:10])
-        raise FileNotFoundError(
-            f"{what}: several files called {names[0]!r}:\n  {listing}\npass --annotations <the folder of the one to use>"
-        )
+        called = " or ".join(repr(name) for name in sorted({p.name for p in found}))
+        raise FileNotFoundError(f"{what}: several files called {called}:\n  {listing}\npass {option} <the folder of the one to use>")
     if not found:
         if required:
             where = ", ".join(str(folder) for folder in search)
             wanted = " or ".join(repr(n) for n in names)
-            raise FileNotFoundError(f"{what}: no {wanted} under {where} (pass --annotations <folder>)")
+            raise FileNotFoundError(f"{what}: no {wanted} under {where} (pass {option} <folder>)")
         return None
     return found[0]
 

@@ -46,9 +46,12 @@ def read_labels(path: Path) -> list[str]:
     data = _json(path)
     if not isinstance(data, dict):
         raise DataFileError(f"{path}: expected an object {{template: id}}, got {type(data).__name__}")
-    by_id = {int(class_id): name for name, class_id in data.items()}
-    if sorted(by_id) != list(range(len(by_id))):
-        raise DataFileError(f"{path}: class ids are not 0..{len(by_id) - 1}")
+    try:
+        by_id = {int(class_id): name for name, class_id in data.items()}
+    except (TypeError, ValueError):
+        raise DataFileError(f"{path}: expected integer class ids ({{template: \"0\", ...}})") from None
+    if sorted(by_id) != list(range(len(data))):  # a repeated id leaves by_id shorter than data
+        raise DataFileError(f"{path}: class ids are not 0..{len(data) - 1}, each once")
     return [by_id[i] for i in range(len(by_id))]
 
 
