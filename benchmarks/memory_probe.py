@@ -27,10 +27,11 @@ def main(argv=None) -> int:
     parser.add_argument("--student", required=True)
     parser.add_argument("--kind", required=True, help="student or a distilled mode")
     parser.add_argument("--settings", required=True, help="BenchSettings.to_dict() as JSON")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (run.py passes its own)")
     args = parser.parse_args(argv)
     settings = BenchSettings.from_dict(json.loads(args.settings))
-    if settings.clip is None and settings.device == "cpu":
-        torch.set_num_threads(1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     steps = build_steps(args.student, settings, teacher_pool(settings))
     if args.kind != "student":
         steps.teachers.get(steps.teacher_precision(args.kind))  # built before the baseline is taken

@@ -14,7 +14,7 @@ fine-tuned on 8 base actions (16 videos each) through ``froster.ResidualDistille
 
 Usage::
 
-    python benchmarks/open_vocab.py                   # the registered protocol, about 10 min on 2 idle cores
+    python benchmarks/open_vocab.py                   # the registered protocol, about 8.5 min of CPU time
     python benchmarks/open_vocab.py --quick           # one seed, shorter: about 2 min
     python benchmarks/open_vocab.py --report runs/open_vocab-.../results.json   # re-draw tables and plot
 
@@ -201,6 +201,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     """Run the demonstration (or re-draw a report); returns the results.json path."""
     args = parse_args(argv)
     if args.report is not None:
+        if not args.report.is_file():
+            raise SystemExit(f"--report: {args.report} is not a file")
         write_report(args.report)
         return args.report
     protocol, name = protocol_from(args)

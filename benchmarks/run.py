@@ -29,7 +29,7 @@ from _harness import machine_info, markdown_table, python_command, write_results
 from students_bench import DTYPES, MEMORY_METHODS, TEACHER_MODES, BenchSettings, bench_student, teacher_pool  # noqa: E402
 
 # (key, header, format) of the terminal and markdown table. Ratios are medians of per-round
-# ratios; their 90 % bootstrap intervals are in the *_ci90_* keys and in the RATIO_NOTE lines.
+# ratios; their 90 % bootstrap intervals are in the *_ci90_* keys and in the lines ratio_lines() prints.
 COLUMNS = [
     ("student", "student", ""),
     ("params_total", "params (M)", lambda n: f"{n / 1e6:.2f}"),

@@ -139,7 +139,8 @@ class BenchSettings:
         kinds = len(self.kinds())
         profiled = (1 + self.profile_steps) * kinds if self.profile_dir else 0
         memory = self.warmup * kinds if self.memory_method() == "inline" else 0
-        return (self.warmup + self.steps) * kinds + memory + 2 * self.steps + profiled
+        inference = self.warmup + self.steps
+        return (self.warmup + self.steps) * kinds + memory + inference + profiled
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "clip": self.clip or "tiny", "weights": self.describe_weights(),
@@ -191,11 +192,13 @@ def peak_in_fresh_process(name: str, kind: str, s: BenchSettings) -> dict[str, A
     # every tensor-sized block goes back to the OS when freed and the RSS follows live memory.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     done = subprocess.run(
-        [sys.executable, str(PROBE), "--student", name, "--kind", kind, "--settings", json.dumps(s.to_dict())],
+        [sys.executable, str(PROBE), "--student", name, "--kind", kind, "--settings", json.dumps(s.to_dict()),
+         "--threads", str(torch.get_num_threads())],  # the threads the timed steps run with
         capture_output=True, text=True, timeout=3600, env=env,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"memory probe of {name}/{kind} failed: {done.stderr.strip().splitlines()[-1:]}")
+        last_line = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}, nothing on stderr"])[-1]
+        raise RuntimeError(f"memory probe of {name}/{kind} failed: {last_line}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -273,12 +276,14 @@ def bench_student(name: str, s: BenchSettings, teachers: TeacherPool, tick: Call
         except Exception as error:
             row[f"{kind}_error"] = f"{type(error).__name__}: {error}"
 
-    timed = time_interleaved(timed_steps, 0, s.steps, device_sync(device), tick)
+    timed = time_interleaved(timed_steps, 0, s.steps, device_sync(device), tick) if timed_steps else {}
     for kind, stats in timed.items():
         row[f"{kind}_step_ms"], row[f"{kind}_step_p10_ms"], row[f"{kind}_step_p90_ms"] = (
             stats["median_ms"], stats["p10_ms"], stats["p90_ms"])
         row[f"{kind}_times_ms"] = stats["times_ms"]
     for kind, distiller in distillers.items():
+        if "student" not in timed:  # the student's own step failed: no ratio to take
+            break
         _put_ratio(row, f"{kind}_overhead", ratio_stats(timed[kind]["times_ms"], timed["student"]["times_ms"]))
         row[f"{kind}_text_encodes"] = distiller.teacher_text_cache.misses  # during the timed steps
     if "reference" in distillers and "cached" in distillers:

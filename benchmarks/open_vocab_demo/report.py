@@ -34,7 +34,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _cells(rows: Sequence[dict[str, Any]]) -> list[tuple[str, Optional[float], int]]:
-    """(method, lr, epochs) of every row, frozen CLIP first, in the order the run wrote them."""
+    """(method, lr, epochs) of every row: frozen CLIP first, then by learning rate, epochs and method."""
     cells: list[tuple[str, Optional[float], int]] = []
     for row in rows:
         cell = (row["method"], row["lr"], row["epochs"])

@@ -146,3 +146,5 @@ def test_bad_arguments_name_the_flag(open_vocab):
         open_vocab.main(["--epochs", "0"])
     with pytest.raises(SystemExit, match="--shots"):
         open_vocab.main(["--shots", "0"])
+    with pytest.raises(SystemExit, match="--report"):
+        open_vocab.main(["--report", "no-such-dir/results.json"])

@@ -5,6 +5,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -106,11 +107,15 @@ def test_reference_mode_tokenizes_and_encodes_both_prompt_sets_every_step(bench_
     (row,) = _results(tmp_path)["results"]
     assert row["reference_text_encodes"] == 2 * steps  # during the timed steps: two prompt sets each
     assert row["cached_text_encodes"] == 0  # every prompt set was encoded before timing
-    # Every encoded set was one of the 29 sets of the protocol (4 classes each), and the bare
-    # entries were encoded again and again by the reference mode.
+    # Every encoded set was one of the 29 sets of the protocol (4 classes each).
     assert {len(t) for t in encoded} == {4}
-    distinct = {tuple(map(tuple, t.tolist())) for t in encoded}
-    assert 3 <= len(distinct) <= 29
+    counts = Counter(tuple(map(tuple, t.tolist())) for t in encoded)
+    assert len(counts) <= 29
+    # The bare entries are in every step's pair, and the reference mode encoded them on each of its
+    # steps: the memory step and its warm-up, the timing warm-up, the timed steps. A cache would
+    # have encoded them once per distiller (twice per mode here).
+    reference_steps = 1 + 1 + 1 + steps
+    assert counts.most_common(1)[0][1] >= reference_steps
 
 
 def test_prompt_stream_follows_the_released_protocol():
