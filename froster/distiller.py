@@ -241,8 +241,9 @@ class ResidualDistiller(nn.Module):
         return ensemble_features([student.encode_text(self._tokens_for_student(s)) for s in sets])
 
     def _tokens_for_student(self, prompts: Prompts) -> torch.Tensor:
-        if isinstance(prompts, torch.Tensor):
-            return check_tokens(prompts, {"student": self.student, "teacher": self.teacher})
+        device = cast(VideoStudent, self.student).logit_scale.device
+        if isinstance(prompts, torch.Tensor):  # moved like the teacher's, so CPU tokens work on any device
+            return check_tokens(prompts, {"student": self.student, "teacher": self.teacher}).to(device)
         tokenizer = getattr(self.student, "tokenizer", None)
         if tokenizer is None:
             tokenizer = getattr(self.teacher, "tokenizer", None)
@@ -252,7 +253,6 @@ class ResidualDistiller(nn.Module):
                 # In FROSTER the teacher is the CLIP the student started from: same vocabulary.
                 logger.info("%s has no tokenizer: its string prompts are tokenized with the teacher's", type(self.student).__name__)
                 self._said_tokenizer = True
-        device = cast(VideoStudent, self.student).logit_scale.device
         return self._student_tokens.get(prompt_key(prompts), lambda: tokenizer(list(prompts)).to(device))
 
     def _teacher_text(self, prompts: Prompts) -> torch.Tensor:
