@@ -2,7 +2,7 @@
 
 Re-draw a committed result::
 
-    python benchmarks/plot.py benchmarks/results/cpu-2026-11-26/vit-b-16/results.json
+    python benchmarks/plot.py benchmarks/results/cpu-2026-12-01/vit-b-16/results.json
 """
 from __future__ import annotations
 

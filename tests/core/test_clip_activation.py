@@ -137,6 +137,20 @@ def test_activation_of_open_clip_tags_and_names():
         resolve_activation("ViT-B-16", None, "relu")
 
 
+def test_tags_of_open_clip_releases_that_do_not_record_the_activation(monkeypatch):
+    # open_clip before 2.27: pretrained configs carry no "quick_gelu" key.
+    import open_clip
+
+    real = open_clip.get_pretrained_cfg
+
+    def without_the_key(name, tag):
+        return {k: v for k, v in real(name, tag).items() if k != "quick_gelu"}
+
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", without_the_key)
+    assert resolve_activation("ViT-B-16", "openai") == QUICK_GELU
+    assert resolve_activation("ViT-B-16", "laion2b_s34b_b88k") == GELU
+
+
 def test_gelu_archives_are_read_as_gelu(tmp_path):
     torch.manual_seed(0)
     source, tokenizer = create_open_clip(TINY_CLIP_NAME, **tiny_clip_overrides())
