@@ -1,7 +1,7 @@
 """Video decoding and the training loader: clips/s per worker for every backend, on Kinetics-like files.
 
     python benchmarks/data.py                      # ~3 min on 2 CPU cores; results under benchmarks/results/
-    python benchmarks/data.py --tiny --out /tmp/x  # seconds: small videos, one repetition (the tests run this)
+    python benchmarks/data.py --tiny --out runs/data-tiny  # seconds: small videos, one repetition (the tests run this)
 
 Videos are generated once (cached in ``--videos``): Kinetics-like, 340x256, 30 fps, H.264
 (libx264, yuv420p, up to 2 B-frames), a keyframe every 30 frames, 10 s; and 60 s of the same kind.
