@@ -113,10 +113,11 @@ class XCLIP(ClipVideoStudent):
         """CLIP's text features (K, D); with ``freeze_text``, computed once per prompt set."""
         if not self.freeze_text:
             return super().encode_text(tokens)
-        device = tokens.device
-        # Features computed under autocast come out in its dtype: they are kept apart.
-        autocast = torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
-        key = (prompt_key(tokens), str(device), str(self.logit_scale.dtype), str(autocast))
+        # Device and dtype changes clear the cache (_apply); features computed under autocast come
+        # out in its dtype, so they are kept apart.
+        device_type = tokens.device.type
+        autocast = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+        key = (prompt_key(tokens), str(autocast))
         return self._frozen_text.get(key, lambda: _no_grad(super(XCLIP, self).encode_text, tokens))
 
     def _apply(self, fn, recurse: bool = True):
