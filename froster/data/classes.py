@@ -216,12 +216,12 @@ def _index_keyed(data: object, class_names: Sequence[str], path: Path) -> Option
     if not isinstance(data, dict) or not data or not all(str(k).isdigit() for k in data):
         return None
     if sorted(int(k) for k in data) != list(range(len(class_names))):
-        raise ValueError(f"{path}: a label file keyed by class index must have the keys 0..{len(class_names) - 1}, got {len(data)} keys")
+        raise DataFileError(f"{path}: a label file keyed by class index must have the keys 0..{len(class_names) - 1}, got {len(data)} keys")
     entries = []
     for index in range(len(class_names)):
         text = data.get(str(index))
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{path}: entry {index} of the label file is not a non-empty string")
+            raise DataFileError(f"{path}: entry {index} of the label file is not a non-empty string")
         name, colon, description = text.partition(":")
         entries.append((name.strip(), description.strip()) if colon and description.strip() else (class_names[index], text.strip()))
     return entries

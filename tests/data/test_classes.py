@@ -131,7 +131,7 @@ def test_released_label_files_give_the_prompt_name_and_the_description(tmp_path)
     assert classes[1].entry == released["1"]  # the bare prompt is the file's entry, as released
     assert classes[0].prompt("a video of {}.") == "a video of Abseiling. Abseiling: A person goes down a rope."
     assert [c.name for c in read_class_prompts(NAMES)] == NAMES and read_class_prompts(NAMES)[0].description is None
-    with pytest.raises(ValueError, match=r"descriptions.json: a label file keyed by class index must have the keys 0\.\.1"):
+    with pytest.raises(DataFileError, match=r"descriptions.json: a label file keyed by class index must have the keys 0\.\.1"):
         read_class_prompts(NAMES, _json(tmp_path, {"0": "Abseiling: x", "2": "y: z"}))
 
 

@@ -35,6 +35,7 @@ def files(video_root, tmp_path_factory) -> dict[str, str]:
     (tmp / "malformed.json").write_text('{"optim": {"lr": 1e-3,}}')
     (tmp / "list.json").write_text("[1, 2]")
     (tmp / "empty_split.txt").write_text("")
+    (tmp / "label_file.json").write_text(json.dumps({"0": "Juggling: a person juggles.", "7": "Surfing: a person surfs."}))
     return {
         "run": str(run), "weights": str(weights), "tmp": str(tmp), "root": str(video_root),
         "video": str(video_root / "videos" / "test" / "class_01" / "video_000.mp4"),
@@ -66,6 +67,7 @@ CASES = [
     ("override read as video", lambda f: _predict(f, "data.num_test_clips=0"), 2, "data.num_test_clips: expected an integer >= 1, got 0"),
     ("summarize not metrics", lambda f: ["summarize", f["tmp"] + "/list.json"], 1, "list.json: not a froster metrics file (no 'sets' object)"),
     ("summarize not JSON", lambda f: ["summarize", f["tmp"] + "/malformed.json"], 1, "malformed.json: not a froster metrics file (not JSON"),
+    ("label file keys", lambda f: ["train", "--config", "tiny_synthetic", *tiny_overrides(Path(f["root"]), Path(f["tmp"]) / "r6", "data.descriptions=" + f["tmp"] + "/label_file.json")], 1, "label_file.json: a label file keyed by class index must have the keys 0.."),
     ("resume from nowhere", lambda f: ["train", "--config", "tiny_synthetic", "--resume", f["tmp"] + "/nowhere", *tiny_overrides(Path(f["root"]), Path(f["tmp"]) / "r3")], 1, "no checkpoint at"),
 ]
 
