@@ -282,10 +282,9 @@ def bench_student(name: str, s: BenchSettings, teachers: TeacherPool, tick: Call
             stats["median_ms"], stats["p10_ms"], stats["p90_ms"])
         row[f"{kind}_times_ms"] = stats["times_ms"]
     for kind, distiller in distillers.items():
-        if "student" not in timed:  # the student's own step failed: no ratio to take
-            break
-        _put_ratio(row, f"{kind}_overhead", ratio_stats(timed[kind]["times_ms"], timed["student"]["times_ms"]))
         row[f"{kind}_text_encodes"] = distiller.teacher_text_cache.misses  # during the timed steps
+        if "student" in timed:  # else the student's own step failed: no ratio to take
+            _put_ratio(row, f"{kind}_overhead", ratio_stats(timed[kind]["times_ms"], timed["student"]["times_ms"]))
     if "reference" in distillers and "cached" in distillers:
         _put_ratio(row, "reference_vs_cached", ratio_stats(timed["reference"]["times_ms"], timed["cached"]["times_ms"]))
 
